@@ -1,0 +1,1 @@
+"""Contracts shared by Taskmesh services; imported, never run."""
