@@ -9,7 +9,9 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from taskmesh_common.problems import PROBLEM_CONTENT_TYPE, Problem, problem_body
 
@@ -47,6 +49,18 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
+def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    # Starlette's 405 lists only the first matching route's methods; RFC 9110 wants all of them.
+    return sorted(
+        {
+            method
+            for route in app.router.routes
+            if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE
+            for method in route.methods or ()
+        }
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Make every error, including validation errors and crashes, an RFC 9457 response."""
 
@@ -57,8 +71,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_http_exception(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else None
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(app, request))
         body = problem_body(exc.status_code, detail=detail, instance=request.url.path)
-        return ProblemResponse(body, status_code=exc.status_code, headers=exc.headers)
+        return ProblemResponse(body, status_code=exc.status_code, headers=headers)
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

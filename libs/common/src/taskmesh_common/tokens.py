@@ -18,6 +18,8 @@ import httpx
 import jwt
 from jwt import PyJWK
 
+from taskmesh_common.logging import request_id_var
+
 logger = logging.getLogger("taskmesh.tokens")
 
 ACCESS_TOKEN_TYPE = "at+jwt"
@@ -131,6 +133,12 @@ def _decode(token: str, key: PyJWK, alg: str, config: VerifierConfig) -> dict[st
     return claims
 
 
+def _traced() -> dict[str, str]:
+    """The current request id as a header: a key fetch made for a request is logged under its id."""
+    request_id = request_id_var.get()
+    return {"X-Request-ID": request_id} if request_id else {}
+
+
 def parse_jwks(document: Mapping[str, Any]) -> dict[str, PyJWK]:
     """Index a JWKS document's usable public keys by `kid`."""
     keys: dict[str, PyJWK] = {}
@@ -200,7 +208,9 @@ class TokenVerifier:
                 key, due = self._keys.lookup(kid)
                 if due:
                     try:
-                        response = await self.http.get(self.jwks_url, timeout=2.0)
+                        response = await self.http.get(
+                            self.jwks_url, timeout=2.0, headers=_traced()
+                        )
                         response.raise_for_status()
                         self._keys.store(response.json())
                     except (httpx.HTTPError, ValueError):
@@ -255,7 +265,7 @@ class SyncTokenVerifier:
             key, due = self._keys.lookup(kid)
             if due:
                 try:
-                    response = self.http.get(self.jwks_url, timeout=2.0)
+                    response = self.http.get(self.jwks_url, timeout=2.0, headers=_traced())
                     response.raise_for_status()
                     self._keys.store(response.json())
                 except (httpx.HTTPError, ValueError):
