@@ -1,0 +1,5 @@
+"""`python -m taskmesh` is the `taskmesh` command."""
+
+from taskmesh.cli import main
+
+main()

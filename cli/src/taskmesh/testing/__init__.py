@@ -1,0 +1,1 @@
+"""Pytest support shared by every Taskmesh test suite: real backing servers and test tokens."""
