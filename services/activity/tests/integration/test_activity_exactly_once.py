@@ -111,6 +111,13 @@ async def pending(redis: Redis, settings: ActivitySettings) -> int:
     return int((await redis.xpending(settings.stream, settings.group))["pending"])
 
 
+async def undelivered(redis: Redis, settings: ActivitySettings) -> int:
+    for group in await redis.xinfo_groups(settings.stream):
+        if group["name"] in (settings.group, settings.group.encode()):
+            return int(group.get("lag") or 0)
+    return 0
+
+
 @pytest.mark.slow
 async def test_every_event_applied_exactly_once_with_workers_sigkilled(
     events: Any,
@@ -146,18 +153,26 @@ async def test_every_event_applied_exactly_once_with_workers_sigkilled(
     last_kill = time.monotonic()
     applied_at_last_kill = await applied(pool)
 
-    deadline = last_kill + CLAIM_IDLE_MS / 1000 + 10
+    # The bound is on recovery, not throughput: it starts once every entry has been delivered
+    # at least once (group lag 0), so on a loaded machine a slow backlog does not count against it.
+    backlog_deadline = last_kill + 120
+    while time.monotonic() < backlog_deadline:
+        if await undelivered(redis, s) == 0:
+            break
+        await asyncio.sleep(0.05)
+    all_delivered = max(last_kill, time.monotonic())
+    deadline = all_delivered + CLAIM_IDLE_MS / 1000 + 10
     while time.monotonic() < deadline:
         if await applied(pool) == EVENTS and await pending(redis, s) == 0:
             break
         await asyncio.sleep(0.05)
-    drained_after = time.monotonic() - last_kill
+    drained_after = time.monotonic() - all_delivered
     total = time.monotonic() - started
 
     if await pending(redis, s) or await applied(pool) != EVENTS:
         consumers = await redis.xinfo_consumers(s.stream, s.group)
         pytest.fail(
-            f"not drained {drained_after:.1f} s after the last kill: applied"
+            f"not drained {drained_after:.1f} s after the last delivery: applied"
             f" {await applied(pool)}, consumers {consumers}; seed {seed}\n{workers.logs()}"
         )
     stored = await pool.fetch("SELECT event_id FROM processed_events")
@@ -178,7 +193,7 @@ async def test_every_event_applied_exactly_once_with_workers_sigkilled(
     print(
         f"\nexactly-once run: seed={seed} events={EVENTS} kills={kills}"
         f" applied_at_last_kill={applied_at_last_kill} total_s={total:.1f}"
-        f" drained_after_last_kill_s={drained_after:.1f}"
+        f" drained_after_last_delivery_s={drained_after:.1f}"
         f" (bound {CLAIM_IDLE_MS / 1000 + 10:.0f} s) reclaimed={counters.get('reclaimed', 0)}"
         f" duplicates={counters.get('duplicates', 0)} dead_letters=0"
         f" processes={len(workers.started)}"
