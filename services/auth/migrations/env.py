@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 
 from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
+from taskmesh_common.settings import env_or_file
 
 
 def _url() -> str:
-    url = context.get_x_argument(as_dictionary=True).get("url") or os.environ["AUTH_DATABASE_URL"]
+    url = context.get_x_argument(as_dictionary=True).get("url") or env_or_file("AUTH_DATABASE_URL")
     return url.replace("postgresql://", "postgresql+asyncpg://", 1)
 
 

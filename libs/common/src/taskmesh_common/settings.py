@@ -14,6 +14,17 @@ Environment = Literal["development", "test", "production"]
 _DEV_DEFAULT = "dev_default"
 
 
+def env_or_file(name: str) -> str:
+    """Read one variable from the environment or from the file named by ``<name>_FILE``."""
+    value = os.environ.get(name)
+    if value:
+        return value
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        return Path(path).read_text(encoding="utf-8").strip()
+    raise KeyError(f"{name} (or {name}_FILE) must be set")
+
+
 def dev_secret(default: str, description: str = "") -> Any:
     """A secret field whose default is usable only when TASKMESH_ENV is development or test."""
     return Field(

@@ -64,7 +64,7 @@ class Principal:
 def _check_header(token: str) -> tuple[str, str]:
     try:
         header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as exc:
+    except (jwt.PyJWTError, UnicodeError) as exc:  # a str token may hold unencodable text
         raise TokenError("malformed token") from exc
     alg = header.get("alg")
     if alg not in ALLOWED_ALGORITHMS:
