@@ -1,0 +1,1 @@
+"""Taskmesh tasks service."""

@@ -1,0 +1,93 @@
+"""What the relay publishes for each change, and the retention sweep."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import httpx
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from taskmesh_common.events import EVENT_FIELD, TASK_EVENTS_STREAM, parse_event
+from taskmesh_tasks.outbox import OutboxRelay
+
+
+async def events_of(redis_url: str, owner: str, count: int) -> list[Any]:
+    store = aioredis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + 10
+    try:
+        while True:
+            entries = await store.xrange(TASK_EVENTS_STREAM)
+            events = [parse_event(f[EVENT_FIELD.encode()]) for _, f in entries]
+            mine = [e for e in events if str(e.owner_id) == owner]
+            if len(mine) >= count or time.monotonic() > deadline:
+                return mine
+            await asyncio.sleep(0.05)
+    finally:
+        await store.aclose()
+
+
+async def test_every_change_publishes_its_event(
+    client: httpx.AsyncClient, make_user: Callable[..., Any], tasks_redis_url: str
+) -> None:
+    user = make_user()
+    headers = {**user.headers, "X-Request-ID": "req-events-1"}
+    await client.post("/v1/tasks", json={"title": "a", "tags": ["x"]}, headers=headers)
+    await client.post("/v1/tasks", json={"title": "b"}, headers=headers)
+    await client.patch("/v1/tasks/1", json={"priority": 5}, headers={**headers, "If-Match": '"1"'})
+    await client.post(
+        "/v1/tasks/bulk-status", json={"numbers": [2], "status": "done"}, headers=headers
+    )
+    await client.delete("/v1/tasks/2", headers={**headers, "If-Match": '"2"'})
+    await client.post("/v1/tasks/reset", headers=headers)
+    events = await events_of(tasks_redis_url, str(user.id), 6)
+    assert [e.type for e in events] == [
+        "task.created",
+        "task.created",
+        "task.updated",
+        "task.updated",
+        "task.deleted",
+        "tasks.reset",
+    ]
+    assert {e.request_id for e in events} == {"req-events-1"}
+    assert {e.actor for e in events} == {str(user.id)}
+    assert events[0].task.tags == ["x"]
+    assert (events[2].changed, events[2].before.priority, events[2].after.priority) == (
+        ["priority"],
+        3,
+        5,
+    )
+    assert events[3].changed == ["status"]
+    assert events[4].task.number == 2
+    assert events[5].deleted == 1
+    assert len({e.id for e in events}) == 6
+
+
+async def test_sweep_forgets_old_idempotency_keys_and_published_events(
+    tasks_app: FastAPI, tasks_database_url: str, make_user: Callable[..., Any]
+) -> None:
+    relay = OutboxRelay(database_url=tasks_database_url, redis=tasks_app.state.relay.redis)
+    owner = make_user().id
+    conn = await asyncpg.connect(tasks_database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO idempotency_keys (owner_id, key, request_hash, status_code, response_body,"
+            " response_headers, created_at) VALUES ($1, 'old', '\\x00', 201, '{}', '{}',"
+            " now() - interval '25 hours'), ($1, 'new', '\\x00', 201, '{}', '{}', now())",
+            owner,
+        )
+        await conn.execute(
+            "INSERT INTO outbox (type, owner_id, actor, deleted, occurred_at, published_at) VALUES"
+            " ('tasks.reset', $1, 'x', 0, now() - interval '2 days', now() - interval '2 days')",
+            owner,
+        )
+        await relay.sweep()
+        keys = await conn.fetch("SELECT key FROM idempotency_keys WHERE owner_id = $1", owner)
+        assert [r["key"] for r in keys] == ["new"]
+        assert await conn.fetchval("SELECT count(*) FROM outbox WHERE owner_id = $1", owner) == 0
+    finally:
+        await relay.stop()
+        await conn.close()
