@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -16,6 +17,19 @@ from starlette.routing import Match
 from taskmesh_common.problems import PROBLEM_CONTENT_TYPE, Problem, problem_body
 
 logger = logging.getLogger("taskmesh.errors")
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+}
+"""JSON Schema of an RFC 9457 problem details object, for OpenAPI documents."""
 
 
 class OrjsonResponse(JSONResponse):
@@ -97,3 +111,38 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http_exception)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(Exception, on_crash)
+
+
+def _problem_openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with problem+json declared as every operation's error response."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Problem"] = PROBLEM_SCHEMA
+    problem = {
+        "description": "Problem details (RFC 9457)",
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
+    }
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for parameter in operation.get("parameters", []):
+                # Missing If-Match is answered 428 by the route, so it is optional to FastAPI only.
+                if parameter["in"] == "header" and parameter["name"] == "if-match":
+                    parameter["required"] = True
+            responses = operation.setdefault("responses", {})
+            for status, response in list(responses.items()):
+                if status[0] in "45":
+                    responses[status] = {**problem, "description": response["description"]}
+            responses["default"] = problem
+    app.openapi_schema = schema
+    return schema
+
+
+def install_problem_openapi(app: FastAPI) -> None:
+    """Publish problem+json as the body of every error response in the app's OpenAPI document."""
+    app.openapi = lambda: _problem_openapi(app)  # type: ignore[method-assign]

@@ -5,15 +5,18 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request, Response
-from fastapi.openapi.utils import get_openapi
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import ConnectionPool, Redis
-from taskmesh_common.api import OrjsonResponse, install_problem_handlers, problem_response
+from taskmesh_common.api import (
+    OrjsonResponse,
+    install_problem_handlers,
+    install_problem_openapi,
+    problem_response,
+)
 from taskmesh_common.health import add_operational_routes
 from taskmesh_common.logging import configure_logging
 from taskmesh_common.middleware import RequestContextMiddleware
@@ -173,46 +176,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await pool.close()
 
 
-def _problem_openapi(app: FastAPI) -> dict[str, Any]:
-    """The OpenAPI document, with problem+json declared as every operation's error response."""
-    if app.openapi_schema:
-        return app.openapi_schema
-    schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
-    components = schema.setdefault("components", {}).setdefault("schemas", {})
-    components["Problem"] = {
-        "type": "object",
-        "required": ["type", "title", "status"],
-        "properties": {
-            "type": {"type": "string"},
-            "title": {"type": "string"},
-            "status": {"type": "integer"},
-            "detail": {"type": "string"},
-            "instance": {"type": "string"},
-        },
-    }
-    problem = {
-        "description": "Problem details (RFC 9457)",
-        "content": {
-            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
-        },
-    }
-    for name in ("HTTPValidationError", "ValidationError"):
-        components.pop(name, None)
-    for path in schema.get("paths", {}).values():
-        for operation in path.values():
-            for parameter in operation.get("parameters", []):
-                # Missing If-Match is answered 428 by the route, so it is optional to FastAPI only.
-                if parameter["in"] == "header" and parameter["name"] == "if-match":
-                    parameter["required"] = True
-            responses = operation.setdefault("responses", {})
-            for status, response in list(responses.items()):
-                if status[0] in "45":
-                    responses[status] = {**problem, "description": response["description"]}
-            responses["default"] = problem
-    app.openapi_schema = schema
-    return schema
-
-
 def create_app(settings: AuthSettings | None = None) -> FastAPI:
     """Build the auth service app; nothing connects until the lifespan starts."""
     settings = settings or AuthSettings()
@@ -238,5 +201,5 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
     add_operational_routes(app)
     app.include_router(routes.router)
     app.include_router(routes.wellknown)
-    app.openapi = lambda: _problem_openapi(app)  # type: ignore[method-assign]
+    install_problem_openapi(app)
     return app

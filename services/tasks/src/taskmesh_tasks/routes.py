@@ -12,7 +12,7 @@ import asyncpg
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
 from starlette.routing import Match
-from taskmesh_common.api import problem_response
+from taskmesh_common.api import PROBLEM_SCHEMA, problem_response
 from taskmesh_common.principals import CurrentPrincipal, current_principal
 from taskmesh_common.problems import Problem
 from taskmesh_common.tokens import Principal
@@ -52,17 +52,6 @@ OWNER_DOC = (
     "Admins only: act on this owner's tasks instead of their own. Without it every operation "
     "applies to the caller's own tasks; a non-admin naming another owner gets 403."
 )
-PROBLEM_SCHEMA = {
-    "type": "object",
-    "required": ["type", "title", "status"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "instance": {"type": "string"},
-    },
-}
 _REASONS = {
     400: "Malformed request body or cursor",
     401: "Missing or invalid bearer token",
