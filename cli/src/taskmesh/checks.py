@@ -16,7 +16,7 @@ TEST_DIRS = (
     "cli/tests",
     "services/*/tests",
     "gateway/tests",
-    "tests/e2e",
+    "tests/*",
     "bench/tests",
 )
 NO_TESTS_COLLECTED = 5
