@@ -23,8 +23,9 @@ NO_TESTS_COLLECTED = 5
 
 
 def source_dirs(root: Path) -> list[str]:
-    """Every package's ``src`` directory, relative to `root`."""
-    found = [*root.glob("libs/*/src"), root / "cli/src", *root.glob("services/*/src")]
+    """Every package's ``src`` directory and the fuzz targets, relative to `root`."""
+    packages = [*root.glob("libs/*/src"), root / "cli/src", *root.glob("services/*/src")]
+    found = [*packages, root / "fuzz"]
     return [str(path.relative_to(root)) for path in sorted(found) if path.is_dir()]
 
 

@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 from fastapi import FastAPI
 from redis.asyncio import Redis
-from taskmesh_common.api import install_problem_handlers
+from taskmesh_common.api import install_problem_handlers, install_problem_openapi
 from taskmesh_common.health import add_operational_routes
 from taskmesh_common.logging import configure_logging
 from taskmesh_common.middleware import RequestContextMiddleware
@@ -99,6 +99,7 @@ def create_app(
         redoc_url=None,
     )
     install_problem_handlers(app)
+    install_problem_openapi(app)
     app.add_middleware(RequestContextMiddleware)
     add_operational_routes(app)
     app.include_router(router)
