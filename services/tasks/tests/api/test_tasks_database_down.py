@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -62,13 +63,13 @@ async def test_unreachable_database_answers_503_problem(
     cable: tuple[Cable, str],
     tasks_settings: TasksSettings,
     token_mint: TokenMint,
-    make_user: Callable[..., object],
+    make_user: Callable[..., Any],
 ) -> None:
     wire, url = cable
     settings = tasks_settings.model_copy(update={"database_url": url})
     app = create_app(settings, jwks_transport=token_mint.transport())
     user = make_user()
-    headers: dict[str, str] = user.headers  # type: ignore[attr-defined]
+    headers: dict[str, str] = user.headers
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://tasks.test") as http:

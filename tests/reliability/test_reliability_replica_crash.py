@@ -1,0 +1,44 @@
+"""Suite 1, fast: tasks replicas SIGKILLed (clients retry) and rolled with SIGTERM under creates."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import pytest
+
+from reliability import replicas
+from reliability.harness import start
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
+
+
+def test_no_acknowledged_create_is_lost_or_doubled_when_replicas_die(
+    nginx: str, tmp_path: Path
+) -> None:
+    del nginx  # run_system finds it; the fixture only decides skip or fail
+    # Restarts are 6 s apart: nginx keeps a replica that refused a connection out of rotation
+    # for its fail_timeout (5 s), so faster rolling would leave it no live upstream at all.
+    with start(tmp_path / "system") as harness:
+        killed = asyncio.run(
+            replicas.run(harness, sig=signal.SIGKILL, restarts_wanted=2, period=6, retries=3)
+        )
+        rolled = asyncio.run(
+            replicas.run(harness, sig=signal.SIGTERM, restarts_wanted=2, period=6, retries=0)
+        )
+
+    assert killed.restarts >= 2
+    assert killed.writes.keys > 500
+    assert killed.writes.acknowledged == killed.writes.keys
+    assert killed.writes.lost == 0
+    assert killed.writes.rows == killed.writes.distinct_rows  # no duplicates
+    assert killed.errors == 0, killed.failures
+
+    assert rolled.restarts >= 2
+    assert rolled.writes.lost == 0
+    assert rolled.writes.rows == rolled.writes.distinct_rows
+    # Zero errors without retries is the target, but a POST that nginx sends on a keep-alive
+    # connection the stopping replica closes at that instant gets a 502 (open defect: see
+    # docs/reliability/replica-crash.md). Any other failure is new: catch it.
+    assert set(rolled.failures) <= {"502"}, rolled.failures
