@@ -23,7 +23,7 @@ NO_TESTS_COLLECTED = 5
 
 
 def source_dirs(root: Path) -> list[str]:
-    """Every package's ``src`` directory and the fuzz, bench and reliability code, relative to `root`."""
+    """Every package's ``src`` plus the fuzz, bench and reliability code, relative to `root`."""
     packages = [*root.glob("libs/*/src"), root / "cli/src", *root.glob("services/*/src")]
     found = [*packages, root / "fuzz", root / "bench", root / "reliability"]
     return [str(path.relative_to(root)) for path in sorted(found) if path.is_dir()]
