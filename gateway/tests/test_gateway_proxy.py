@@ -247,6 +247,18 @@ def test_oversized_body_is_413_problem(running: Gateway) -> None:
     assert page.headers["content-type"] == "text/html; charset=utf-8"
 
 
+def test_methods_nginx_refuses_itself_are_405_problems_with_allow(running: Gateway) -> None:
+    with running.client() as client:
+        api = client.request("TRACE", "/api/tasks/v1/tasks")
+        page = client.request("TRACE", "/tasks")
+
+    body = assert_problem(api, 405)
+    assert body["title"] == "Method Not Allowed"
+    assert api.headers.get_list("allow") == ["GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"]
+    assert page.status_code == 405
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+
+
 def test_header_and_uri_size_limits(running: Gateway) -> None:
     with running.client() as client:
         big_header = client.get("/api/tasks/v1/tasks", headers={"X-Big": "x" * 9000})

@@ -4,7 +4,7 @@ The services fuzz their own apps directly (services/*/tests/api/*schemathesis*);
 through nginx as a client does. CI keeps it bounded with few examples per operation
 (`TASKMESH_SCHEMATHESIS_EXAMPLES`, default 5); raise it for a longer run. `logout-all` is left
 out here because it would void the run's token; the auth suite fuzzes it with a fresh login per
-request. `unsupported_method` is excluded because nginx answers TRACE itself (see below).
+request.
 """
 
 from __future__ import annotations
@@ -47,10 +47,6 @@ def test_schemathesis_through_the_gateway_finds_nothing(
         "examples,coverage,fuzzing,stateful",
         "--checks",
         "all",
-        # nginx itself answers TRACE with its own 405 (no Allow header): an open gateway defect
-        # (.taskmesh-notes/security.md); each service's direct run keeps this check.
-        "--exclude-checks",
-        "unsupported_method",
         "--max-examples",
         os.environ.get("TASKMESH_SCHEMATHESIS_EXAMPLES", "5"),
         "--seed",
