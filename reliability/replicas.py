@@ -117,7 +117,7 @@ def judge(report: Report, result: RunResult, *, retries: int) -> None:
             "SIGTERM errors are 502s for POSTs nginx sent on a keep-alive connection that the "
             "stopping replica closed at that instant (uvicorn closes idle connections at once on "
             "shutdown; nginx does not retry a sent POST). Open defect with the recommended drain "
-            "fix in `.taskmesh-notes/reliability.md` (item 2)."
+            "fix in `docs/reliability/defects.md` (item 2)."
         )
     report.notes.append(
         f"{mode}: {result.restarts} restarts in {result.seconds:.1f} s, "

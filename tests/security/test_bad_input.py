@@ -64,7 +64,7 @@ class Case:
     bearer: bool = True
     raw: bytes | None = None  # sent as is over a socket, for what no HTTP client will send
     status: int = 0  # the answer's status, for the report
-    # Open defects (see .taskmesh-notes/security.md): a clean 4xx without a leak is required,
+    # Open defects (see docs/security/defects.md): a clean 4xx without a leak is required,
     # but not yet the problem+json form.
     open_defect: bool = False
 
@@ -829,7 +829,7 @@ def write_report(cases: list[Case], failures: list[str], elapsed: float) -> None
         f"- of those in the required form (problem+json on `/api/`, an HTML page on web "
         f"paths): **{len(cases) - len(failures) - opened}**",
         f"- open defects (a clean 4xx, not yet in the problem+json form): **{opened}** "
-        "(see `.taskmesh-notes/security.md`)",
+        "(see `docs/security/defects.md`)",
         f"- failures: **{len(failures)}** (5xx: "
         f"{sum(n for s, n in statuses.items() if s.startswith('5'))})",
         "",
