@@ -15,7 +15,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 LOG = Path(tempfile.gettempdir()) / "taskmesh-browser-system.log"
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running (and switches
+# greenlets) while it lives, which breaks `asyncio.run` and `ast` in suites that run after this one.
+@pytest.fixture(scope="module")
 def system() -> Iterator[System]:
     """Taskmesh started exactly as `taskmesh up` starts it, on free ports, with fresh data."""
     data_dir = Path(tempfile.mkdtemp(prefix="taskmesh-browser-"))
@@ -36,13 +38,13 @@ def system() -> Iterator[System]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright, require_program: Callable[[str], str]) -> Iterator[Browser]:
     """Debian's Chromium; Playwright never downloads a browser of its own."""
     executable = require_program("chromium")
