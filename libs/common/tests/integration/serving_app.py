@@ -1,0 +1,27 @@
+"""A tiny app for the serving tests; its lifespan shutdown leaves a mark in $SERVING_TEST_MARK."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+
+def create_app() -> FastAPI:
+    """The app: one route, and a lifespan that records its shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        Path(os.environ["SERVING_TEST_MARK"]).write_text("shut down", encoding="utf-8")  # noqa: ASYNC240 - a test mark
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.get("/ping")
+    async def ping() -> dict[str, bool]:
+        return {"ok": True}
+
+    return app
