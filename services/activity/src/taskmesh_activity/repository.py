@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,6 +26,33 @@ WITH first_time AS (
     WHERE NOT EXISTS (SELECT 1 FROM purged_owners WHERE owner_id = $1)
 )
 SELECT count(*) FROM first_time
+"""
+
+# The same for a whole batch in one statement (one transaction, one commit): the arrays are the
+# columns of the batch in stream order, so identity ids follow it; event ids must be distinct.
+_APPLY_BATCH = """
+WITH batch AS (
+    SELECT * FROM unnest(
+        $1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::uuid[], $6::int[], $7::text[],
+        $8::text[], $9::timestamptz[]
+    ) WITH ORDINALITY
+    AS b (event_id, stream_id, owner_id, type, task_id, task_number, title, summary, occurred_at,
+          position)
+), first_time AS (
+    INSERT INTO processed_events (event_id, stream_id)
+    SELECT event_id, stream_id FROM batch ORDER BY position
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id
+), entry AS (
+    INSERT INTO activity
+        (owner_id, event_id, type, task_id, task_number, title, summary, occurred_at)
+    SELECT b.owner_id, b.event_id, b.type, b.task_id, b.task_number, b.title, b.summary,
+           b.occurred_at
+    FROM batch AS b JOIN first_time USING (event_id)
+    WHERE NOT EXISTS (SELECT 1 FROM purged_owners AS p WHERE p.owner_id = b.owner_id)
+    ORDER BY b.position
+)
+SELECT event_id FROM first_time
 """
 
 _PAGE = """
@@ -70,6 +98,30 @@ class ActivityRepository:
             stream_id,
         )
         return bool(inserted)
+
+    async def apply_batch(self, entries: Sequence[tuple[FeedEntry, str]]) -> set[UUID]:
+        """Apply (entry, stream id) pairs in one transaction; the event ids new to the inbox."""
+        # A later pair with the event id of an earlier one is a redelivery within the batch: it
+        # is left out (the statement would add its feed entry twice).
+        unique: dict[UUID, tuple[FeedEntry, str]] = {}
+        for entry, stream_id in entries:
+            unique.setdefault(entry.event_id, (entry, stream_id))
+        if not unique:
+            return set()
+        batch = list(unique.values())
+        rows = await self.pool.fetch(
+            _APPLY_BATCH,
+            [entry.event_id for entry, _ in batch],
+            [stream_id for _, stream_id in batch],
+            [entry.owner_id for entry, _ in batch],
+            [entry.type for entry, _ in batch],
+            [entry.task_id for entry, _ in batch],
+            [entry.task_number for entry, _ in batch],
+            [entry.title for entry, _ in batch],
+            [entry.summary for entry, _ in batch],
+            [entry.occurred_at for entry, _ in batch],
+        )
+        return {row["event_id"] for row in rows}
 
     async def is_applied(self, event_id: UUID) -> bool:
         """Whether the event is in the inbox."""

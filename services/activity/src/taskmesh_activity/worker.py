@@ -2,22 +2,27 @@
 
 Delivery is at least once (a consumer group; entries are acked only after their database
 transaction commits); effects are exactly once because that same transaction records the event id
-in the inbox. Entries left pending by a dead or failing consumer are reclaimed with XAUTOCLAIM
-after `claim_idle_ms`; an entry delivered `max_deliveries` times without success, or one that is
-not a valid event at all, goes to the dead-letter stream with the reason.
+in the inbox. Each batch read is applied in one transaction and acked with one XACK; when that
+transaction fails for a reason other than the infrastructure, its events are applied one by one,
+so the bad one is isolated. Entries left pending by a dead or failing consumer are reclaimed with
+XAUTOCLAIM after `claim_idle_ms`; an entry delivered `max_deliveries` times without success, or
+one that is not a valid event at all, goes to the dead-letter stream with the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import secrets
 import signal
 import socket
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import redis.exceptions
@@ -27,7 +32,7 @@ from taskmesh_common.logging import configure_logging
 
 from taskmesh_activity import streams
 from taskmesh_activity.config import ActivitySettings
-from taskmesh_activity.feed import entry_for
+from taskmesh_activity.feed import AnyTaskEvent, FeedEntry, entry_for
 from taskmesh_activity.repository import ActivityRepository
 from taskmesh_activity.streams import COUNTERS_KEY, ERRORS_KEY, Message
 
@@ -93,9 +98,8 @@ class Worker:
                 if not self.backlog:
                     self.backlog.extend(await self._fetch())
                 # A stop request still finishes the batch in hand, so nothing waits for a reclaim.
-                while self.backlog:
-                    await self._handle(self.backlog[0])
-                    self.backlog.popleft()
+                if self.backlog:
+                    await self._settle_backlog()
                 delay = 0.0
             except Exception as exc:  # the worker outlives any single failure
                 if isinstance(exc, redis.exceptions.ResponseError) and "NOGROUP" in str(exc):
@@ -182,32 +186,90 @@ class Worker:
             if name != self.consumer and info["pending"] == 0 and idle > FORGET_CONSUMER_AFTER_MS:
                 await self.redis.xgroup_delconsumer(s.stream, s.group, name)
 
-    async def _handle(self, message: Message) -> None:
-        raw = message.raw_event
-        try:
-            if raw is None:
-                raise EventError("the entry has no `event` field")
-            event = parse_event(raw)
-        except ValueError as exc:  # EventError, or anything else the parser chokes on
-            await self._dead_letter(message, "malformed", str(exc))
+    async def _settle_backlog(self) -> None:
+        """Settle the entries in hand: odd ones one by one, then the valid events as one batch."""
+        odd: list[tuple[Message, Callable[[], Awaitable[None]]]] = []
+        valid: list[tuple[Message, FeedEntry]] = []
+        for message in self.backlog:
+            try:
+                event = _event_of(message)
+            except ValueError as exc:  # EventError, or anything else the parser chokes on
+                odd.append((message, functools.partial(self._malformed, message, exc)))
+                continue
+            try:
+                entry = entry_for(event)
+            except Exception as exc:  # a bug on this event: retried like a failing apply
+                odd.append((message, functools.partial(self._failed, message, exc)))
+                continue
+            if message.deliveries > self.settings.max_deliveries:
+                odd.append((message, functools.partial(self._overdue, message, entry)))
+            else:
+                valid.append((message, entry))
+        # The entry being settled is always the first in hand, so the loop's error handling (which
+        # gives up on the first entry after an unexpected error) gives up on the right one.
+        self.backlog.clear()
+        self.backlog.extend(message for message, _ in odd)
+        self.backlog.extend(message for message, _ in valid)
+        for _, settle in odd:
+            await settle()
+            self.backlog.popleft()
+        if valid:
+            await self._apply_batch(valid)
+
+    async def _malformed(self, message: Message, exc: ValueError) -> None:
+        await self._dead_letter(message, "malformed", str(exc))
+
+    async def _overdue(self, message: Message, entry: FeedEntry) -> None:
+        # Delivered too often: its consumers died on it, or it failed and nobody moved it.
+        if await self.repo.is_applied(entry.event_id):
+            await self._ack(message, applied=False)
             return
-        if message.deliveries > self.settings.max_deliveries:
-            # Delivered too often: its consumers died on it, or it failed and nobody moved it.
-            if await self.repo.is_applied(event.id):
-                await self._ack(message, applied=False)
-                return
-            error = await self.redis.hget(ERRORS_KEY, message.id)
-            reason = streams.text(error) if error else "no consumer finished it"
-            await self._dead_letter(message, "failed", reason)
-            return
+        error = await self.redis.hget(ERRORS_KEY, message.id)
+        reason = streams.text(error) if error else "no consumer finished it"
+        await self._dead_letter(message, "failed", reason)
+
+    async def _apply_batch(self, valid: list[tuple[Message, FeedEntry]]) -> None:
         try:
-            applied = await self.repo.apply(entry_for(event), stream_id=message.id)
+            applied = await self.repo.apply_batch([(entry, m.id) for m, entry in valid])
+        except TRANSIENT:
+            raise
+        except Exception as exc:  # one bad event fails the whole statement: find it
+            logger.warning(
+                "batch failed; applying its events one by one",
+                extra={"count": len(valid), "error": f"{type(exc).__name__}: {exc}"},
+            )
+            for message, entry in valid:
+                await self._apply_one(message, entry)
+                self.backlog.popleft()
+            return
+        await self._ack_batch([m for m, _ in valid], applied=applied)
+        self.backlog.clear()
+
+    async def _apply_one(self, message: Message, entry: FeedEntry) -> None:
+        try:
+            applied = await self.repo.apply(entry, stream_id=message.id)
         except TRANSIENT:
             raise
         except Exception as exc:  # a bad event or a bug: it must not stop the rest
             await self._failed(message, exc)
             return
         await self._ack(message, applied=applied)
+
+    async def _ack_batch(self, messages: list[Message], *, applied: set[UUID]) -> None:
+        s = self.settings
+        # `applied` holds distinct event ids, each from one of these entries; the rest are
+        # redeliveries (of an event applied before, or earlier in this batch).
+        duplicates = len(messages) - len(applied)
+        retried = [m.id for m in messages if m.deliveries > 1]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xack(s.stream, s.group, *(m.id for m in messages))
+            if applied:
+                pipe.hincrby(COUNTERS_KEY, "processed", len(applied))
+            if duplicates:
+                pipe.hincrby(COUNTERS_KEY, "duplicates", duplicates)
+            if retried:
+                pipe.hdel(ERRORS_KEY, *retried)
+            await pipe.execute()
 
     async def _ack(self, message: Message, *, applied: bool) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -252,6 +314,37 @@ class Worker:
         )
 
 
+def _event_of(message: Message) -> AnyTaskEvent:
+    """The task event an entry carries; ValueError when it carries none."""
+    raw = message.raw_event
+    if raw is None:
+        raise EventError("the entry has no `event` field")
+    return parse_event(raw)
+
+
+async def _rollback_if_needed(conn: asyncpg.Connection) -> None:
+    """Cheaper than asyncpg's default reset, a round trip per statement to undo session state.
+
+    The worker never leaves session state behind (no session locks, LISTEN, SET or cursors), so
+    the only thing to undo is a transaction a cancelled statement left open.
+    """
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
+async def connect_pool(settings: ActivitySettings) -> asyncpg.Pool:
+    """The worker's connection pool: a statement at a time, so two connections are plenty."""
+    # min_size=0: the worker starts (and backs off) while PostgreSQL is still down.
+    return await asyncpg.create_pool(
+        settings.database_url,
+        min_size=0,
+        max_size=2,
+        command_timeout=10,
+        server_settings={"application_name": "taskmesh-activity-worker"},
+        reset=_rollback_if_needed,
+    )
+
+
 async def serve(settings: ActivitySettings) -> None:
     """Run one worker until SIGTERM or SIGINT."""
     # The socket timeout must outlast a blocking XREADGROUP.
@@ -260,9 +353,7 @@ async def serve(settings: ActivitySettings) -> None:
         socket_timeout=settings.block_ms / 1000 + 5,
         socket_connect_timeout=2,
     )
-    pool = await asyncpg.create_pool(
-        settings.database_url, min_size=0, max_size=2, command_timeout=10
-    )
+    pool = await connect_pool(settings)
     worker = Worker(
         settings=settings,
         redis=redis,
