@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,13 @@ class Standin:
         """Die abruptly, as a crashed replica does."""
         self.process.kill()
         self.process.wait()
+
+    def restart(self, *, down: float) -> None:
+        """Die, stay away for `down` seconds (connections are refused), then serve again."""
+        self.kill()
+        time.sleep(down)
+        self.process = _spawn_standin(self.port, self.name)
+        assert wait_until(lambda: port_in_use(self.port), timeout=10), f"{self.name} is not back"
 
 
 @dataclass
@@ -75,10 +83,7 @@ def start_standin() -> Iterator[Callable[[str], Standin]]:
 
     def start(name: str) -> Standin:
         port = free_port()
-        process = subprocess.Popen(
-            [sys.executable, str(STANDIN), str(port), name], stdin=subprocess.DEVNULL
-        )
-        standin = Standin(name, port, process)
+        standin = Standin(name, port, _spawn_standin(port, name))
         started.append(standin)
         assert wait_until(lambda: port_in_use(port), timeout=10), f"stand-in {name} did not start"
         return standin
@@ -162,6 +167,12 @@ def running(
 ) -> Gateway:
     """The gateway with production limits in front of the stand-ins."""
     return start_gateway(standin_addresses)
+
+
+def _spawn_standin(port: int, name: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, str(STANDIN), str(port), name], stdin=subprocess.DEVNULL
+    )
 
 
 def _healthy(url: str) -> bool:

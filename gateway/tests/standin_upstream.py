@@ -3,7 +3,8 @@
 Run as `python standin_upstream.py PORT NAME`. Paths with special behaviour:
 `/v1/fail-on/NAME` answers 503 on replica NAME (200 elsewhere), `/v1/big`, `/big` and `/static/big`
 answer a large JSON body,
-`/v1/own-headers` sets its own security headers and request id, `/v1/slow` answers after 1.5 s.
+`/v1/own-headers` sets its own security headers and request id, `/v1/slow` answers after 1.5 s,
+`/v1/hang` and `/hang` after 3 s (longer than the tests' upstream timeout).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class Echo(BaseHTTPRequestHandler):
             status = 503
         elif self.path == "/v1/slow":
             time.sleep(1.5)
+        elif self.path in {"/v1/hang", "/hang"}:
+            time.sleep(3)
         elif self.path in {"/v1/big", "/static/big", "/big"}:
             payload["filler"] = "taskmesh " * 2000
         elif self.path == "/v1/own-headers":

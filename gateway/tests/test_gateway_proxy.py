@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import re
+import socket
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -263,15 +265,76 @@ def test_header_and_uri_size_limits(running: Gateway) -> None:
     with running.client() as client:
         big_header = client.get("/api/tasks/v1/tasks", headers={"X-Big": "x" * 9000})
         long_uri = client.get("/api/tasks/v1/tasks?q=" + "x" * 40000)
+        long_page = client.get("/board?q=" + "x" * 40000)
 
-    assert big_header.status_code == 400
-    assert long_uri.status_code in {400, 414}
-    for response in (big_header, long_uri):
-        assert response.headers["content-type"] in {
-            "application/problem+json",
-            "text/html; charset=utf-8",
-        }
-        assert_secure(response)
+    assert_problem(big_header, 400)
+    assert assert_problem(long_uri, 414)["title"] == "URI Too Long"
+    assert long_page.status_code == 414
+    assert long_page.headers["content-type"] == "text/html; charset=utf-8"
+    assert_secure(long_page)
+
+
+def send_raw(gateway: Gateway, payload: bytes) -> httpx.Response:
+    """Send bytes no HTTP client would and parse nginx's answer (it closes the connection)."""
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as connection:
+        connection.sendall(payload)
+        chunks = []
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+    head, _, content = b"".join(chunks).partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = [(name, value) for name, _, value in (line.partition(": ") for line in lines)]
+    return httpx.Response(int(status_line.split()[1]), headers=headers, content=content)
+
+
+END = b" HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [
+        pytest.param(b"GET /api/tasks/v1/tasks?q=" + b"x" * 10_000 + END, 414, id="long-line"),
+        pytest.param(b"GET /api/tasks/v1/tasks/1%00" + END, 400, id="decoded-nul"),
+        pytest.param(b"GET /api/tasks/v1/tasks/\x00" + END, 400, id="raw-nul"),
+        pytest.param(b"GET /api/tasks/%zz" + END, 400, id="bad-escape"),
+        pytest.param(b"GET /api/../../etc/passwd" + END, 400, id="above-root"),
+        pytest.param(b"get /api/tasks/v1/tasks" + END, 400, id="lower-case-method"),
+        pytest.param(b"GET /api/tasks/v1/tasks HTTP/9.9\r\nHost: gw\r\n\r\n", 400, id="505"),
+        pytest.param(
+            b"POST /api/tasks/v1/tasks HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: gzip\r\n\r\n",
+            400,
+            id="501",
+        ),
+        # Without a path nginx cannot tell; no browser sends these, so they are API-shaped.
+        pytest.param(b"GET api/tasks" + END, 400, id="no-slash"),
+        pytest.param(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400, id="tls-hello"),
+    ],
+)
+def test_requests_refused_before_the_path_is_known_are_problems(
+    running: Gateway, payload: bytes, status: int
+) -> None:
+    body = assert_problem(send_raw(running, payload), status)
+
+    assert body["title"] == ("URI Too Long" if status == 414 else "Bad Request")
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [
+        pytest.param(b"GET /board?q=" + b"x" * 10_000 + END, 414, id="long-line"),
+        pytest.param(b"GET /tasks/1%00" + END, 400, id="decoded-nul"),
+        pytest.param(b"GET /tasks HTTP/9.9\r\nHost: gw\r\n\r\n", 400, id="505"),
+    ],
+)
+def test_pages_refused_before_the_path_is_known_are_pages(
+    running: Gateway, payload: bytes, status: int
+) -> None:
+    page = send_raw(running, payload)
+
+    assert page.status_code == status
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert "<h1>" in page.text
+    assert_secure(page)
 
 
 def test_requests_spread_over_replicas(running: Gateway) -> None:
@@ -292,6 +355,58 @@ def test_killed_replica_leaves_rotation_and_gets_keep_succeeding(
 
     assert [r.status_code for r in responses] == [200] * 20
     assert {r.json()["replica"] for r in responses} == {"tasks-a"}
+
+
+def test_rolling_restart_a_second_apart_never_leaves_no_live_upstream(
+    start_gateway: Callable[..., Gateway], standins: dict[str, list[Standin]]
+) -> None:
+    upstreams = {name: [s.address for s in replicas] for name, replicas in standins.items()}
+    unlimited = start_gateway(upstreams, gateway.Limits(api_rate=100_000, api_burst=100_000))
+    statuses: Counter[int] = Counter()
+    rolling = threading.Event()
+
+    def read_continuously() -> None:
+        with unlimited.client() as client:
+            while not rolling.is_set():
+                statuses[client.get("/api/tasks/v1/tasks").status_code] += 1
+
+    with ThreadPoolExecutor(2) as pool:
+        readers = [pool.submit(read_continuously) for _ in range(2)]
+        time.sleep(0.5)
+        for replica in standins["tasks"]:
+            # Refused while down, so marked failed even after it is back: the next one goes
+            # half a second later (about a second after the previous one went).
+            replica.restart(down=0.5)
+            time.sleep(0.5)
+        rolling.set()
+        for reader in readers:
+            reader.result()
+
+    assert statuses[200] > 50  # requests kept arriving during both restarts
+    assert set(statuses) == {200}, statuses
+
+
+def test_upstream_timeout_is_504_problem_and_a_page_for_browsers(
+    start_gateway: Callable[..., Gateway], standin_addresses: dict[str, list[str]]
+) -> None:
+    impatient = start_gateway(standin_addresses, gateway.Limits(upstream_timeout=1))
+
+    with impatient.client() as client:
+        read = client.get("/api/tasks/v1/hang", headers={"X-Request-ID": "hang-get"})
+        write = client.post("/api/tasks/v1/hang", json={}, headers={"X-Request-ID": "hang-post"})
+        page = client.get("/hang")
+
+    assert assert_problem(read, 504)["title"] == "Gateway Timeout"
+    assert_problem(write, 504)
+    assert page.status_code == 504
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert "<h1>Gateway Timeout</h1>" in page.text
+    assert_secure(page)
+    assert wait_until(lambda: len(impatient.log_lines()) >= 3, timeout=5)
+    upstreams = {line["request_id"]: line["upstream"] for line in impatient.log_lines()}
+    # A read is tried on the other replica too (and again as a backup); a write that was sent never.
+    assert set(upstreams["hang-get"].split(", ")) == set(standin_addresses["tasks"])
+    assert upstreams["hang-post"] in standin_addresses["tasks"]
 
 
 def test_upstream_503_is_retried_for_gets_but_never_for_posts(

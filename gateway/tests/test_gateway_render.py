@@ -29,8 +29,13 @@ def test_embedded_rendering_is_valid_nginx(nginx: str, tmp_path: Path) -> None:
     assert argv == [nginx, "-p", f"{config.parent}/", "-c", str(config), "-e", "stderr"]
     text = config.read_text()
     assert "listen 127.0.0.1:8000 default_server;" in text
-    assert "server 127.0.0.1:8003 max_fails=1" in text
-    assert "server 127.0.0.1:8013 max_fails=1" in text
+    assert "server 127.0.0.1:8003 max_fails=1 fail_timeout=1s;" in text
+    assert "server 127.0.0.1:8013 max_fails=1 fail_timeout=1s;" in text
+    # The same replicas as never-marked backups: a rolling restart never leaves none.
+    assert "server 127.0.0.1:8003 backup max_fails=0;" in text
+    assert "server 127.0.0.1:8013 backup max_fails=0;" in text
+    assert "server 127.0.0.1:8001 backup" not in text  # one replica: nothing to fall back on
+    assert "proxy_read_timeout 30s;" in text
     assert "daemon off;" in text
     assert "{{" not in text
 
@@ -107,11 +112,13 @@ def test_render_refuses_bad_input(
 
 
 def test_limits_are_rendered_with_retry_after(nginx: str, tmp_path: Path) -> None:
-    limits = gateway.Limits(api_rate=7, credential_rate=4, max_body_size="64k")
+    limits = gateway.Limits(api_rate=7, credential_rate=4, max_body_size="64k", upstream_timeout=3)
 
     text = gateway.render(upstreams=EMBEDDED, listen=8000, limits=limits)
 
     assert "zone=api:10m rate=7r/s;" in text
+    assert "proxy_read_timeout 3s;" in text
+    assert "proxy_send_timeout 3s;" in text
     assert "zone=credentials:10m rate=4r/m;" in text
     assert "client_max_body_size 64k;" in text
     assert '"" 1;' in text  # API Retry-After: ceil(1/7 s)

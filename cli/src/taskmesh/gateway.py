@@ -41,7 +41,9 @@ _LISTEN = re.compile(r"^((\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):)?\d{1,5}$")
 _RESOLVER = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
 _SIZE = re.compile(r"^\d+[km]?$")
 # nginx lets a request whose headers are too large reach error_page as 494; the client sees a 400.
-_ALIASES = {494: 400}
+# Its own 501 (an unknown Transfer-Encoding) and 505 (HTTP/2.0 or later in a request line) are the
+# client's mistakes too: a 4xx, so that garbage from a scanner never counts as a server error.
+_ALIASES = {494: 400, 501: 400, 505: 400}
 
 
 class GatewayConfigError(Exception):
@@ -50,7 +52,8 @@ class GatewayConfigError(Exception):
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-client limits: request rates (per direct peer address), connections and body size."""
+    """Per-client limits (request rates per direct peer address, connections, body size) and how
+    long an upstream may take."""
 
     api_rate: int = 50  # requests per second
     api_burst: int = 100
@@ -60,6 +63,7 @@ class Limits:
     credential_burst: int = 10
     connections_per_client: int = 100
     max_body_size: str = "1m"
+    upstream_timeout: int = 30  # seconds to send the request to and to read from a service (504)
 
 
 @dataclass(frozen=True)
@@ -217,13 +221,18 @@ def _check_addresses(service: str, addresses: Sequence[str], *, single: bool) ->
 
 
 def _upstream_block(block: str, service: str, addresses: Sequence[str]) -> str:
-    servers = "\n".join(
-        f"        server {address} max_fails=1 fail_timeout=5s;" for address in addresses
-    )
+    """One service's pool: a failing replica is skipped for a second, but never all of them."""
+    servers = [f"        server {address} max_fails=1 fail_timeout=1s;" for address in addresses]
+    # A replica that refused connections while it restarted stays marked down for a while after it
+    # is ready again; restarting the next one then would leave no live upstream (502). So the same
+    # replicas follow as backups that are never marked down: nginx turns to them only when every
+    # primary is marked, and a refused connection there costs just a retry on the next one.
+    if len(addresses) > 1:
+        servers += [f"        server {address} backup max_fails=0;" for address in addresses]
     connections, idle = _KEEPALIVE[service]
     values = {
         "service": service,
-        "servers": servers,
+        "servers": "\n".join(servers),
         "keepalive": str(connections),
         "keepalive_timeout": idle,
     }
@@ -253,6 +262,7 @@ def _limit_values(limits: Limits) -> dict[str, str]:
         "credential_rate": limits.credential_rate,
         "credential_burst": limits.credential_burst,
         "connections_per_client": limits.connections_per_client,
+        "upstream_timeout": limits.upstream_timeout,
         "api_retry_after": math.ceil(1 / limits.api_rate),
         "credential_retry_after": math.ceil(60 / limits.credential_rate),
     }
