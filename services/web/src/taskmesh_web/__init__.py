@@ -13,7 +13,7 @@ from flask import Flask, abort, request, session
 from flask_wtf.csrf import CSRFProtect
 from taskmesh_common.logging import configure_logging
 
-from taskmesh_web import errors, ops
+from taskmesh_web import blank_fields, errors, ops
 from taskmesh_web.access import current_account
 from taskmesh_web.auth import auth
 from taskmesh_web.board import board
@@ -69,6 +69,7 @@ def create_app(
     )
     CSRFProtect(app)
     ops.install(app)
+    blank_fields.install(app)
     errors.install(app)
     app.before_request(_require_session_store)
     app.register_blueprint(auth)

@@ -152,6 +152,35 @@ def test_create_task_errors_appear_next_to_the_fields(post: Any, fake: Any) -> N
     assert fake.calls("POST", "/v1/tasks") == []
 
 
+def test_remembered_blank_fields_never_show_another_requests_values(
+    signed_in: FlaskClient, post: Any
+) -> None:
+    blank = signed_in.get("/").get_data(as_text=True)
+    assert 'id="q"' in blank
+    assert 'id="title-error"' not in blank
+    filtered = signed_in.get("/?q=pay&sort=-priority").get_data(as_text=True)
+    assert re.search(r'<input id="q"[^>]*value="pay"', filtered)
+    assert '<option selected value="-priority">' in filtered
+    failed = post("/tasks", {"title": "", "description": "kept text", "priority": "9"})
+    assert 'id="title-error"' in failed.get_data(as_text=True)
+    assert "kept text</textarea>" in failed.get_data(as_text=True)
+    # Empty, like the blank field, but with an error: rendered afresh.
+    missing = post("/tasks/delete-by-number", {"del-number": ""}).get_data(as_text=True)
+    assert 'id="del-number-error"' in missing
+    again = signed_in.get("/").get_data(as_text=True)
+    assert 'value="pay"' not in again
+    assert "kept text" not in again
+    assert 'id="title-error"' not in again
+    assert '<option selected value="-created">' in again
+
+    # The blank page is the same page, field for field, whether remembered or not.
+    def forms(page: str) -> str:
+        tokens = re.compile(r'value="[^"]{24,}"')  # CSRF tokens and idempotency keys
+        return tokens.sub("", page[page.index("area-new") : page.index("area-board")])
+
+    assert forms(again) == forms(blank)
+
+
 def test_create_task_shows_backend_validation_errors(
     post: Any, fake: Any, make_problem: Any
 ) -> None:
