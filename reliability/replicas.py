@@ -114,10 +114,16 @@ def judge(report: Report, result: RunResult, *, retries: int) -> None:
     )
     if result.mode == "SIGTERM" and result.errors:
         report.notes.append(
-            "SIGTERM errors are 502s for POSTs nginx sent on a keep-alive connection that the "
-            "stopping replica closed at that instant (uvicorn closes idle connections at once on "
-            "shutdown; nginx does not retry a sent POST). Open defect with the recommended drain "
-            "fix in `docs/reliability/defects.md` (item 2)."
+            "SIGTERM errors without retries: the replicas' graceful drain "
+            "(`taskmesh_common.serving`) should prevent them; compare with "
+            "`docs/reliability/defects.md` item 2 (a 502 is a POST nginx sent on a pooled "
+            "connection the stopping replica closed)."
+        )
+    if result.mode == "SIGTERM":
+        report.notes.append(
+            "SIGTERM: each replica stops listening (nginx fails over before it sends anything), "
+            "answers requests on its open connections with `Connection: close` and exits once "
+            "none is left (at most `TASKMESH_DRAIN_SECONDS`, default 10 s)."
         )
     report.notes.append(
         f"{mode}: {result.restarts} restarts in {result.seconds:.1f} s, "
