@@ -521,8 +521,12 @@ def test_hsts_only_over_tls(
         secure = client.get(f"https://127.0.0.1:{tls_port}/api/tasks/v1/tasks")
         failed = client.get(f"https://127.0.0.1:{tls_port}/api/nothing")
         plain = client.get(f"{both.url}/api/tasks/v1/tasks")
+        plain_to_tls = client.get(f"http://127.0.0.1:{tls_port}/api/tasks/v1/tasks")
 
     for response in (secure, failed):
         assert response.headers["strict-transport-security"].startswith("max-age=")
     assert secure.json()["headers"]["x-forwarded-proto"] == "https"
     assert "strict-transport-security" not in plain.headers
+    # nginx's 497 (plain HTTP on the TLS port) is a 400 problem, not its stock page.
+    assert plain_to_tls.status_code == 400
+    assert plain_to_tls.headers["content-type"] == "application/problem+json"

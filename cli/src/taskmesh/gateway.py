@@ -40,10 +40,11 @@ _ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$")
 _LISTEN = re.compile(r"^((\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):)?\d{1,5}$")
 _RESOLVER = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
 _SIZE = re.compile(r"^\d+[km]?$")
-# nginx lets a request whose headers are too large reach error_page as 494; the client sees a 400.
-# Its own 501 (an unknown Transfer-Encoding) and 505 (HTTP/2.0 or later in a request line) are the
-# client's mistakes too: a 4xx, so that garbage from a scanner never counts as a server error.
-_ALIASES = {494: 400, 501: 400, 505: 400}
+# nginx lets a request whose headers are too large reach error_page as 494, and plain HTTP on the
+# TLS port as 497; the client sees a 400. Its own 501 (an unknown Transfer-Encoding) and 505
+# (HTTP/2.0 or later in a request line) are the client's mistakes too: a 4xx, so that garbage from
+# a scanner never counts as a server error.
+_ALIASES = {494: 400, 497: 400, 501: 400, 505: 400}
 
 
 class GatewayConfigError(Exception):
