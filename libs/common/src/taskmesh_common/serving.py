@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import cast
 
 import h11
@@ -131,6 +132,16 @@ class DrainingServer(uvicorn.Server):
         self.config.loaded_app = self._gate
         await super().serve(sockets=sockets)
 
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """uvicorn's signal capture; log handlers are flushed before it re-raises the signal."""
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                # The re-raised SIGTERM ends the process without atexit hooks: flush buffered logs.
+                _flush_log_handlers()
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """Stop listening, drain, then uvicorn's shutdown (open requests, lifespan)."""
         await self._drain()
@@ -187,6 +198,14 @@ class DrainingServer(uvicorn.Server):
         return self.config.http_protocol_class(  # type: ignore[call-arg]
             config=self.config, server_state=self.server_state, app_state=self.lifespan.state
         )
+
+
+def _flush_log_handlers() -> None:
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for each in loggers:
+        if isinstance(each, logging.Logger):
+            for handler in each.handlers:
+                handler.flush()
 
 
 PROTOCOLS: dict[str, type[asyncio.Protocol]] = {

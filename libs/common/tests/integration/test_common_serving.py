@@ -113,6 +113,7 @@ def _serve(tmp_path: Path, *, drain_seconds: float, http: str = "httptools") -> 
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
         "TASKMESH_DRAIN_SECONDS": str(drain_seconds),
         "SERVING_TEST_MARK": str(mark),
+        "SERVING_TEST_LOG": str(tmp_path / "server.log"),
     }
     command = [sys.executable, "-m", "taskmesh_common.serving", "serving_app:create_app"]
     command += ["--factory", "--host", "127.0.0.1", "--port", str(port), "--http", http]
@@ -189,6 +190,10 @@ def test_drain_holds_an_idle_connection_for_the_drain_period_then_exits(
     assert time.monotonic() - signalled >= 1.9  # kept for the whole 2 s drain, not closed at once
     assert _closed_by_server(idle)
     assert short_drain.mark.read_text(encoding="utf-8") == "shut down"
+    # The process ends by its re-raised SIGTERM (no atexit hooks): buffered log lines were flushed.
+    log = short_drain.mark.with_name("server.log").read_text(encoding="utf-8")
+    assert "draining 1 connection(s) for at most 2 s" in log
+    assert "Finished server process" in log
 
 
 RAW_0XFF_IN_TARGET = b"GET /ping?q=\xff HTTP/1.1\r\nHost: test\r\n\r\n"
