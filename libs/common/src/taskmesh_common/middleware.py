@@ -12,12 +12,33 @@ from taskmesh_common.logging import request_id_var
 from taskmesh_common.metrics import HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS
 
 if TYPE_CHECKING:
+    from prometheus_client import Counter, Histogram
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 access_logger = logging.getLogger("taskmesh.access")
+# Label sets seen so far, so a request skips prometheus_client's locked label lookup. Methods
+# come from clients, so the caches stop growing at this size (later sets are looked up).
+_MAX_CACHED_LABELS = 1000
+_counters: dict[tuple[str, str, int], Counter] = {}
+_histograms: dict[tuple[str, str], Histogram] = {}
+
+
+def _observe(method: str, template: str, status: int, elapsed: float) -> None:
+    counter = _counters.get((method, template, status))
+    if counter is None:
+        counter = HTTP_REQUESTS.labels(method, template, str(status))
+        if len(_counters) < _MAX_CACHED_LABELS:
+            _counters[method, template, status] = counter
+    counter.inc()
+    histogram = _histograms.get((method, template))
+    if histogram is None:
+        histogram = HTTP_LATENCY.labels(method, template)
+        if len(_histograms) < _MAX_CACHED_LABELS:
+            _histograms[method, template] = histogram
+    histogram.observe(elapsed)
 
 
 def accept_request_id(value: str | None) -> str:
@@ -67,8 +88,7 @@ class RequestContextMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope["method"]
-            HTTP_REQUESTS.labels(method, template, str(status)).inc()
-            HTTP_LATENCY.labels(method, template).observe(elapsed)
+            _observe(method, template, status, elapsed)
             path = scope["path"]
             if path not in self.quiet_paths:
                 access_logger.info(

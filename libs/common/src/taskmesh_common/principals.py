@@ -19,17 +19,21 @@ def _unauthorized(detail: str) -> Problem:
     )
 
 
-async def current_principal(request: Request) -> Principal:
-    """Verify the request's bearer token with `app.state.token_verifier`."""
-    header = request.headers.get("authorization", "")
+async def verify_bearer(verifier: TokenVerifier, header: str) -> Principal:
+    """The principal of an `Authorization: Bearer` header value, or a 401 problem."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Problem(401, "A bearer token is required.", headers={"WWW-Authenticate": "Bearer"})
-    verifier: TokenVerifier = request.app.state.token_verifier
     try:
         return await verifier.verify(token.strip())
     except TokenError as exc:
         raise _unauthorized(str(exc)) from exc
+
+
+async def current_principal(request: Request) -> Principal:
+    """Verify the request's bearer token with `app.state.token_verifier`."""
+    verifier: TokenVerifier = request.app.state.token_verifier
+    return await verify_bearer(verifier, request.headers.get("authorization", ""))
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
