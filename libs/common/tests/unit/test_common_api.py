@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import threading
+import time
 from collections.abc import AsyncIterator
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -12,7 +16,7 @@ from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
 from taskmesh_common.api import install_problem_handlers
 from taskmesh_common.health import add_operational_routes, run_checks
-from taskmesh_common.logging import JsonFormatter, request_id_var
+from taskmesh_common.logging import BatchedStreamHandler, JsonFormatter, request_id_var
 from taskmesh_common.middleware import RequestContextMiddleware, accept_request_id
 from taskmesh_common.problems import PROBLEM_CONTENT_TYPE, Problem
 
@@ -186,3 +190,35 @@ def test_log_lines_are_json_with_request_id() -> None:
     assert entry["request_id"] == "rid-1"
     assert entry["user"] == "u1"
     assert "\n" not in line
+
+
+def test_log_lines_leave_the_caller_and_arrive_in_order_with_their_request_ids() -> None:
+    class Stream(io.StringIO):
+        writers: ClassVar[set[int]] = set()
+
+        def write(self, text: str) -> int:
+            self.writers.add(threading.get_ident())
+            return super().write(text)
+
+    stream = Stream()
+    handler = BatchedStreamHandler(stream, interval=0.001)
+    handler.setFormatter(JsonFormatter("demo"))
+    logger = logging.getLogger("test.batched")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        for n in range(500):
+            token = request_id_var.set(f"rid-{n}")
+            try:
+                logger.warning("line %d", n)
+            finally:
+                request_id_var.reset(token)
+        deadline = time.monotonic() + 5
+        while stream.getvalue().count("\n") < 500 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        logger.removeHandler(handler)
+    entries = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [e["msg"] for e in entries] == [f"line {n}" for n in range(500)]
+    assert [e["request_id"] for e in entries] == [f"rid-{n}" for n in range(500)]
+    assert threading.get_ident() not in stream.writers  # the logging thread never wrote
