@@ -19,6 +19,7 @@ from taskmesh_common.middleware import RequestContextMiddleware
 from taskmesh_common.tokens import CachedNotBefore, TokenVerifier, VerifierConfig, not_before_key
 
 from taskmesh_tasks.config import TasksSettings
+from taskmesh_tasks.fast import FastRoutes
 from taskmesh_tasks.outbox import OutboxRelay
 from taskmesh_tasks.repository import Repository
 from taskmesh_tasks.routes import install_error_mapping, router
@@ -156,6 +157,8 @@ def create_app(
         docs_url="/docs" if development else None,
         redoc_url=None,
     )
+    # Added first, so it runs inside the request context (request id, metrics, access log).
+    app.add_middleware(FastRoutes)
     app.add_middleware(RequestContextMiddleware)
     install_problem_handlers(app)
     install_error_mapping(app)

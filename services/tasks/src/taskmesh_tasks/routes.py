@@ -28,7 +28,7 @@ from taskmesh_tasks.errors import (
     TasksError,
     VersionMismatchError,
 )
-from taskmesh_tasks.repository import Repository, TaskFilter
+from taskmesh_tasks.repository import Repository, StoredResponse, TaskFilter
 from taskmesh_tasks.schemas import (
     MAX_NUMBER,
     TAG_PATTERN,
@@ -44,7 +44,7 @@ from taskmesh_tasks.schemas import (
     TaskPatch,
     Updated,
 )
-from taskmesh_tasks.service import Caller, Sort, etag
+from taskmesh_tasks.service import Caller, Page, Sort, etag
 
 JSON = "application/json"
 _PREFIX = re.compile(r"^(/[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,63}){1,8}$")
@@ -154,15 +154,19 @@ def acting(scope: str) -> Callable[..., Awaitable[Caller]]:
         request: Request,
         owner: Annotated[UUID | None, Query(description=OWNER_DOC)] = None,
     ) -> Caller:
-        principal = await current_principal(request)
-        me = _user_id(principal, scope)
-        if owner is None or owner == me:
-            return Caller(owner=me, actor=principal.subject)
-        if not principal.is_admin:
-            raise Problem(403, "Only admins may act on another owner's tasks.")
-        return Caller(owner=owner, actor=principal.subject, on_behalf=True)
+        return caller_for(await current_principal(request), scope, owner)
 
     return dependency
+
+
+def caller_for(principal: Principal, scope: str, owner: UUID | None) -> Caller:
+    """Whose tasks `principal` acts on (its own, or `owner`'s for an admin), requiring `scope`."""
+    me = _user_id(principal, scope)
+    if owner is None or owner == me:
+        return Caller(owner=me, actor=principal.subject)
+    if not principal.is_admin:
+        raise Problem(403, "Only admins may act on another owner's tasks.")
+    return Caller(owner=owner, actor=principal.subject, on_behalf=True)
 
 
 def _user_id(principal: Principal, scope: str) -> UUID:
@@ -205,9 +209,9 @@ def _json(
     return Response(content, status_code=status, headers=headers, media_type=JSON)
 
 
-def _location_prefix(request: Request) -> str:
+def location_prefix(forwarded_prefix: str) -> str:
     """The gateway's path prefix (validated), so Location works through the gateway."""
-    prefix = request.headers.get("x-forwarded-prefix", "").rstrip("/")
+    prefix = forwarded_prefix.rstrip("/")
     return prefix if _PREFIX.match(prefix) else ""
 
 
@@ -239,9 +243,14 @@ async def create_task(
         repo=repo,
         caller=caller,
         draft=draft,
-        location_prefix=_location_prefix(request),
+        location_prefix=location_prefix(request.headers.get("x-forwarded-prefix", "")),
         idempotency_key=idempotency_key,
     )
+    return created_response(stored, replayed=replayed)
+
+
+def created_response(stored: StoredResponse, *, replayed: bool) -> Response:
+    """The response to a create: as first sent, marked when it replays an earlier request."""
     headers = {"Location": stored.headers["location"], "ETag": stored.headers["etag"]}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
@@ -287,6 +296,11 @@ async def list_tasks(
     page = await service.list_tasks(
         repo=repo, caller=caller, where=where, sort=sort, limit=limit, cursor=cursor
     )
+    return page_response(page)
+
+
+def page_response(page: Page) -> Response:
+    """A page of tasks as the API's `TaskPage` JSON."""
     body = b'{"items":[%s],"next_cursor":%s}' % (
         ",".join(page.items).encode(),
         orjson.dumps(page.next_cursor),
@@ -348,6 +362,11 @@ async def get_task(
     if_none_match: Annotated[str | None, Header(alias="If-None-Match", max_length=1000)] = None,
 ) -> Response:
     version, body = await service.get_task(repo=repo, caller=caller, number=number)
+    return task_response(version, body, if_none_match=if_none_match)
+
+
+def task_response(version: int, body: str, *, if_none_match: str | None) -> Response:
+    """A task with its ETag, or 304 when `If-None-Match` names its version."""
     headers = {"ETag": etag(version)}
     if if_none_match is not None and service.none_match(if_none_match, version):
         return Response(status_code=304, headers=headers)

@@ -607,3 +607,59 @@ async def test_health_readiness_metrics_and_openapi(client: Client, make_user) -
     spec = (await client.get("/openapi.json")).json()
     assert "/v1/tasks/{number}" in spec["paths"]
     assert (await client.get("/docs")).status_code == 404
+
+
+# --- the hot routes' fast path (taskmesh_tasks.fast) ----------------------------------------
+
+
+def _answer(response: httpx.Response) -> tuple[int, dict[str, str], bytes]:
+    headers = {k: v for k, v in response.headers.items() if k != "x-request-id"}
+    return response.status_code, headers, response.content
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "extra"),
+    [
+        ("GET", "/v1/tasks/1", {}),
+        ("GET", "/v1/tasks/1", {"If-None-Match": '"1"'}),
+        ("GET", "/v1/tasks/999", {}),
+        ("GET", "/v1/tasks?status=todo&limit=2&sort=priority", {}),
+        ("GET", "/v1/tasks?q=bravo&tag=x-1&priority_min=1&due_before=2030-01-01", {}),
+        ("GET", "/v1/tasks?cursor=bm90LWEtY3Vyc29y", {}),
+        ("GET", "/v1/tasks/1", {"Authorization": "Bearer nope"}),
+        ("GET", "/v1/tasks", {"Authorization": ""}),
+    ],
+)
+async def test_fast_path_answers_as_the_routes_do(
+    client: Client, make_user, method: str, path: str, extra: dict[str, str]
+) -> None:
+    # An unknown query parameter sends the same request through FastAPI instead.
+    user = make_user()
+    await create(client, user.headers, title="one bravo", tags=["x-1"], due="2029-05-01")
+    await create(client, user.headers, title="two bravo", priority=5)
+    headers = {**user.headers, **extra}
+    fast = await client.request(method, path, headers=headers)
+    routed = await client.request(
+        method, path + ("&" if "?" in path else "?") + "unused=1", headers=headers
+    )
+    assert _answer(fast) == _answer(routed)
+
+
+async def test_fast_create_answers_as_the_route_does(client: Client, make_user) -> None:
+    user = make_user()
+    headers = user.headers | {"Idempotency-Key": "same-key"}
+    body = {"title": "created", "tags": ["a", "a"], "due": "2030-01-02", "priority": 4.0}
+    first = await client.post("/v1/tasks", json=body, headers=headers)
+    assert first.status_code == 201
+    replayed = await client.post("/v1/tasks?unused=1", json=body, headers=headers)
+    fast_replay = await client.post("/v1/tasks", json=body, headers=headers)
+    assert replayed.headers["idempotent-replayed"] == "true"
+    assert _answer(fast_replay) == _answer(replayed)
+    # Bodies the fast path does not take (invalid, or JSON only json.loads reads) are the
+    # route's: the body is handed on intact.
+    for content in (b'{"title": ""}', b'{"title": "x", "priority": NaN}', b"[1, 2]"):
+        post = {"content": content, "headers": user.headers | {"Content-Type": "application/json"}}
+        fast = await client.post("/v1/tasks", **post)
+        routed = await client.post("/v1/tasks?unused=1", **post)
+        assert fast.status_code == 422
+        assert _answer(fast) == _answer(routed)
