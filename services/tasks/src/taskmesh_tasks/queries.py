@@ -7,22 +7,25 @@ from typing import Literal
 SortField = Literal["created", "priority", "due"]
 
 
+# The columns of the API's task object, in its order.
+TASK_FIELDS = (
+    "id",
+    "number",
+    "title",
+    "description",
+    "priority",
+    "status",
+    "due",
+    "tags",
+    "created_at",
+    "updated_at",
+    "version",
+)
+
+
 def task_json(alias: str) -> str:
     """The SQL expression rendering row `alias` as the API's task object."""
-    fields = (
-        "id",
-        "number",
-        "title",
-        "description",
-        "priority",
-        "status",
-        "due",
-        "tags",
-        "created_at",
-        "updated_at",
-        "version",
-    )
-    pairs = ", ".join(f"'{name}', {alias}.{name}" for name in fields)
+    pairs = ", ".join(f"'{name}', {alias}.{name}" for name in TASK_FIELDS)
     return f"jsonb_build_object({pairs})"
 
 

@@ -31,6 +31,7 @@ from taskmesh_tasks.queries import (
     RESET_OWNER,
     SORT_KEYS,
     STORED_RESPONSE,
+    TASK_FIELDS,
     UPDATABLE,
     UPDATE,
     SortField,
@@ -332,11 +333,15 @@ class Repository:
             clauses.append(
                 f"({key}, t.number) {op} ({arg(after_key)}::text::{cast}, {arg(after_number)})"
             )
-        order = "DESC" if page.descending else "ASC"
+        direction = "DESC" if page.descending else "ASC"
+        order = f"ORDER BY {key} {direction}, t.number {direction}"
+        # The page is chosen first and only its rows are rendered as JSON: a plan that sorts
+        # the matches (a search) would otherwise build a document for every match.
+        columns = ", ".join(f"t.{name}" for name in TASK_FIELDS)
         sql = (
             f"SELECT {key}::text AS sort_key, t.number, {task_json('t')} AS body "  # noqa: S608
-            f"FROM tasks t WHERE {' AND '.join(clauses)} "
-            f"ORDER BY {key} {order}, t.number {order} LIMIT {arg(page.limit + 1)}"
+            f"FROM (SELECT {columns} FROM tasks t WHERE {' AND '.join(clauses)} "
+            f"{order} LIMIT {arg(page.limit + 1)}) t {order}"
         )
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(sql, *args)
