@@ -39,9 +39,9 @@ async def test_search_generic_plan_reads_only_the_owners_matches(
         conn.add_query_logger(lambda record: seen.append((record.query, record.args)))
 
     async with asyncpg.create_pool(url, min_size=1, max_size=1, init=log_queries) as pool:
-        async with pool.acquire() as conn:
-            await conn.execute(SEED, owner, OWNERS, PER_OWNER)
-            await conn.execute("ANALYZE tasks")
+        async with pool.acquire() as seeding:
+            await seeding.execute(SEED, owner, OWNERS, PER_OWNER)
+            await seeding.execute("ANALYZE tasks")
         seen.clear()
         page = PageRequest(field="created", descending=True, limit=50)
         rows = await Repository(pool).list(owner=owner, where=TaskFilter(q="bravo"), page=page)
