@@ -27,6 +27,7 @@ from bench.scenarios import baseline_scenarios, system_scenarios
 from bench.target import ROOT, Target, attach, postgres_pids, start_system, tasks_workers
 
 DOCS = ROOT / "docs" / "benchmarks"
+WRITERS = 16  # users the create scenario spreads its requests over
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -169,8 +170,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     workers = args.workers or tasks_workers()
     load = Load(duration=args.duration, connections=args.connections, threads=args.threads)
     results: dict[str, Any] = {"meta": _meta(args, workers), "notes": []}
-    # 23 scenarios (+8 data-size ones) per round, a warm-up pass, start-up and seeding, events.
-    runs = 23 + (0 if args.no_data_size else 8)
+    # 25 scenarios (+8 data-size ones) per round, a warm-up pass, start-up and seeding, events.
+    runs = 25 + (0 if args.no_data_size else 8)
     seconds = runs * (args.rounds * (args.duration + 1.5) + 3.5) + 240
     seconds += 0 if args.no_data_size else 120
     seconds += 0 if args.no_events else args.event_duration + 30
@@ -198,13 +199,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             reader.cookie = client.web_cookie(target.urls["web"], reader)
             writer = client.register(target.urls["auth"], "writer")
             client.seed_tasks(tasks, writer, 1000)
+            writers = tuple(
+                client.register(target.urls["auth"], f"writer{n}") for n in range(1, WRITERS)
+            )
             if not args.no_data_size:
                 small_user = client.register(target.urls["auth"], "size")
                 client.seed_tasks(tasks, small_user, 1000)
                 log_line("data size: 1,000 tasks")
                 small = datasize.size_scenarios(target, small_user, "small")
                 size |= run_rounds(small, load, args.rounds)
-            scenarios += system_scenarios(target, reader, writer)
+            scenarios += system_scenarios(target, reader, writer, writers=writers)
         around = _memory_sampler(target, peaks, pss) if target else None
         results["scenarios"] = run_rounds(scenarios, load, args.rounds, around=around)
         results["memory_peak_rss_bytes"] = peaks

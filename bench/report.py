@@ -178,7 +178,10 @@ METHOD = [
     "web session cookie. `direct` hits the service port; `gateway` goes through nginx.",
     "- **Scenarios** (wrk Lua scripts in `bench/wrk.py`): `get` cycles over 1,000 task numbers; "
     "`list` is `status=todo&limit=50`; `search` is `q=bravo&limit=50` (a tenth of tasks match); "
-    "`create` sends a fresh `Idempotency-Key` per request; `update` PATCHes with `If-Match`, "
+    "`create` sends a fresh `Idempotency-Key` per request, spread over 16 users (one user's "
+    "creates take turns on that user's task-number counter, a row lock held until the commit "
+    "is on disk; `create_one_user` is the same load from a single user); `update` PATCHes with "
+    "`If-Match`, "
     "learning each new version from the response; `mixed` is 60% get, 20% list, 20% create; "
     "`web.board` is the signed-in board page.",
     "- **Rounds** are interleaved (every scenario once per round), so a noisy minute hurts every "

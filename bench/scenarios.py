@@ -90,6 +90,7 @@ class TasksScripts:
     target: Target
     user: client.User
     prefix: str
+    others: tuple[client.User, ...] = ()  # more writers, for creates spread over users
 
     @property
     def base(self) -> str:
@@ -113,7 +114,19 @@ class TasksScripts:
         return wrk.script_cycle_get([f"{self.base}?{SEARCH_QUERY}"], self.user.bearer())
 
     def create(self) -> str:
-        """Creates, each with its own Idempotency-Key."""
+        """Creates, each with its own Idempotency-Key, by the user and the others in turn."""
+        headers = self.user.bearer() | JSON
+        tokens = [user.bearer()["Authorization"] for user in (self.user, *self.others)]
+        return wrk.script_create(
+            self.base,
+            headers,
+            CREATE_BODY,
+            idempotency=True,
+            authorizations=tokens if self.others else (),
+        )
+
+    def create_one_user(self) -> str:
+        """Creates, each with its own Idempotency-Key, all by one user."""
         headers = self.user.bearer() | JSON
         return wrk.script_create(self.base, headers, CREATE_BODY, idempotency=True)
 
@@ -134,19 +147,27 @@ class TasksScripts:
 
 
 def system_scenarios(
-    target: Target, reader: client.User, writer: client.User, *, web: bool = True
+    target: Target,
+    reader: client.User,
+    writer: client.User,
+    *,
+    web: bool = True,
+    writers: tuple[client.User, ...] = (),
 ) -> list[Scenario]:
     """Every system scenario, direct to its service and through the gateway.
 
     Reads use `reader`, whose 1,000 tasks never change; writes use `writer`, so the tasks the
     create runs pile up never slow the reads down (a newest-first search would walk them all).
+    `create` spreads its requests over `writer` and `writers`, as a system with many users sees
+    them: one user's creates take turns on that user's task-number counter (a row lock held
+    until the commit is on disk), which `create_one_user` measures.
     """
     database = target.postgres_pids
     items: list[Scenario] = []
     routes = {"direct": ("", "tasks"), "gateway": ("/api/tasks", "gateway")}
     for group, (prefix, url_name) in routes.items():
         reads = TasksScripts(target, reader, prefix)
-        writes = TasksScripts(target, writer, prefix)
+        writes = TasksScripts(target, writer, prefix, writers)
         services = ["tasks", "gateway"] if group == "gateway" else ["tasks"]
         servers = functools.partial(_pids, target, services)
         scripts = {
@@ -154,6 +175,7 @@ def system_scenarios(
             "list": reads.list,
             "search": reads.search,
             "create": writes.create,
+            "create_one_user": writes.create_one_user,
             "update": writes.update,
             "mixed": writes.mixed,
         }

@@ -65,12 +65,22 @@ function response(status, hdrs, body) count(status) end
 """
 
 
-def script_create(path: str, headers: dict[str, str], body: str, idempotency: bool) -> str:
-    """POST `body` to `path`; a fresh Idempotency-Key per request when `idempotency`."""
+def script_create(
+    path: str,
+    headers: dict[str, str],
+    body: str,
+    idempotency: bool,
+    authorizations: Sequence[str] = (),
+) -> str:
+    """POST `body` to `path`; a fresh Idempotency-Key per request when `idempotency`.
+
+    With `authorizations`, each request carries the next of these Authorization values in turn.
+    """
     return f"""
 local headers = {lua_headers(headers)}
 local body = {lua_string(body)}
 local idempotency = {"true" if idempotency else "false"}
+local authorizations = {lua_list(list(authorizations))}
 local prefix = ""
 local i = 0
 function init(args)
@@ -80,6 +90,9 @@ end
 function request()
   i = i + 1
   if idempotency then headers["Idempotency-Key"] = prefix .. "-" .. i end
+  if #authorizations > 0 then
+    headers["Authorization"] = authorizations[(i % #authorizations) + 1]
+  end
   return wrk.format("POST", {lua_string(path)}, headers, body)
 end
 function response(status, hdrs, body) count(status) end
