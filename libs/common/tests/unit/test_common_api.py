@@ -7,6 +7,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import ClassVar
 
@@ -146,6 +147,10 @@ async def test_errors_carry_the_request_id_too(client: httpx.AsyncClient) -> Non
 def test_accept_request_id() -> None:
     assert accept_request_id("a.b:c_d-1") == "a.b:c_d-1"
     assert accept_request_id("no/slashes") != "no/slashes"
+    minted = accept_request_id(None)
+    assert uuid.UUID(hex=minted).version == 4
+    assert uuid.UUID(hex=minted).hex == minted
+    assert minted != accept_request_id(None)
 
 
 async def test_readiness_reports_each_dependency(client: httpx.AsyncClient) -> None:
