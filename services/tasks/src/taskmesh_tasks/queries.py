@@ -155,8 +155,14 @@ FROM tasks WHERE owner_id = $1
 """
 
 # Resets first lock the owner's counter, so a concurrent create either commits before the
-# delete's snapshot (and is deleted) or waits and numbers from 1 afterwards.
-LOCK_COUNTER = "SELECT FROM task_counters WHERE owner_id = $1 FOR UPDATE"
+# delete's snapshot (and is deleted) or waits and numbers from 1 afterwards. An upsert, not
+# SELECT ... FOR UPDATE: a counter row still being inserted by a create (the first after a
+# reset) is invisible to a SELECT, which would lock nothing and let that create's task outlive
+# the reset while the counter restarts (a duplicate number).
+LOCK_COUNTER = """
+INSERT INTO task_counters AS c (owner_id, last_number) VALUES ($1, 0)
+ON CONFLICT (owner_id) DO UPDATE SET last_number = c.last_number
+"""
 RESET_OWNER = """
 WITH gone AS (
     DELETE FROM tasks WHERE owner_id = $1 RETURNING 1
