@@ -18,8 +18,8 @@ def test_no_acknowledged_create_is_lost_or_doubled_when_replicas_die(
     nginx: str, tmp_path: Path
 ) -> None:
     del nginx  # run_system finds it; the fixture only decides skip or fail
-    # Restarts are 6 s apart: nginx keeps a replica that refused a connection out of rotation
-    # for its fail_timeout (5 s), so faster rolling would leave it no live upstream at all.
+    # Restarts 6 s apart leave each replica time to come back and serve before the next one goes
+    # (the gateway itself copes with faster rolling: gateway/tests, docs/deploy.md).
     with start(tmp_path / "system") as harness:
         killed = asyncio.run(
             replicas.run(harness, sig=signal.SIGKILL, restarts_wanted=2, period=6, retries=3)
