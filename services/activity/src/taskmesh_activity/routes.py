@@ -68,7 +68,9 @@ async def get_activity(
     return OrjsonResponse(body, headers=headers)
 
 
-@router.delete("/internal/owners/{owner_id}/activity")
+# Service-to-service only: the gateway never routes /v1/internal/, so it is no part of the
+# published API (OpenAPI document) either.
+@router.delete("/internal/owners/{owner_id}/activity", include_in_schema=False)
 async def purge_owner_activity(owner_id: UUID, principal: Purger, repo: Repo) -> PurgeResult:
     """Delete an owner's feed (the auth service calls this when an account is deleted)."""
     if principal.kind != "service":

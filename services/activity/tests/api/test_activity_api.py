@@ -242,6 +242,22 @@ async def test_purge_needs_a_service_with_the_purge_scope(
     assert bad_id.status_code == 422
 
 
+async def test_internal_routes_answer_services_but_are_not_in_the_openapi_document(
+    client: httpx.AsyncClient, repo: ActivityRepository, events: Any, token_mint: TokenMint
+) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert "/v1/activity" in paths
+    assert [path for path in paths if path.startswith("/v1/internal/")] == []
+    owner = uuid.uuid4()
+    await seed(repo, events, owner, 2)
+    response = await client.delete(
+        f"/v1/internal/owners/{owner}/activity",
+        headers=service_headers(token_mint, ("activity:purge",)),
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"deleted": 2}
+
+
 async def test_health_readiness_and_metrics(
     client: httpx.AsyncClient,
     events: Any,

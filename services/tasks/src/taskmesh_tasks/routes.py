@@ -418,10 +418,13 @@ async def reset_everything(principal: CurrentPrincipal, repo: TaskRepo) -> Respo
     return _json(orjson.dumps({"deleted": deleted}))
 
 
+# Service-to-service only: the gateway never routes /v1/internal/, so it is no part of the
+# published API (OpenAPI document) either.
 @router.delete(
     "/internal/owners/{owner_id}/tasks",
     response_model=Deleted,
     responses=problems(),
+    include_in_schema=False,
     summary="Purge an owner (services)",
     description=(
         "For the auth service on account deletion: a service token with scope `tasks:purge` "

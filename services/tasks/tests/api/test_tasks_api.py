@@ -390,6 +390,21 @@ async def test_purge_needs_a_service_token_with_the_scope(
     )
 
 
+async def test_internal_routes_answer_services_but_are_not_in_the_openapi_document(
+    client: Client, make_user, make_service
+) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert "/v1/tasks" in paths
+    assert [path for path in paths if path.startswith("/v1/internal/")] == []
+    user = make_user()
+    await create(client, user.headers)
+    response = await client.delete(
+        f"/v1/internal/owners/{user.id}/tasks", headers=make_service().headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"deleted": 1}
+
+
 # --- admins acting for an owner -----------------------------------------------------------
 
 
