@@ -115,9 +115,9 @@ def judge(report: Report, result: RunResult, *, retries: int) -> None:
     if result.mode == "SIGTERM" and result.errors:
         report.notes.append(
             "SIGTERM errors without retries: the replicas' graceful drain "
-            "(`taskmesh_common.serving`) should prevent them; compare with "
-            "`docs/reliability/defects.md` item 2 (a 502 is a POST nginx sent on a pooled "
-            "connection the stopping replica closed)."
+            "(`python -m taskmesh_tasks`, through `taskmesh_common.serving`) should prevent them; "
+            "compare with `docs/reliability/defects.md` item 2 (a 502 is a POST nginx sent on a "
+            "pooled connection the stopping replica closed)."
         )
     if result.mode == "SIGTERM":
         report.notes.append(

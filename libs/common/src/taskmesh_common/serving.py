@@ -1,6 +1,7 @@
 """The HTTP server of every FastAPI service: uvicorn with a graceful drain and problem+json 400s.
 
-Run as ``python -m taskmesh_common.serving taskmesh_tasks.main:create_app --factory --port 8003``.
+A library, not a program: each service's ``__main__`` calls `main` with its app factory, so
+``python -m taskmesh_tasks --port 8003`` serves the tasks service.
 
 On SIGTERM the server first stops listening (new connections are refused, so the gateway fails over
 before it sends anything), then keeps the open connections for up to ``TASKMESH_DRAIN_SECONDS``,
@@ -214,13 +215,11 @@ PROTOCOLS: dict[str, type[asyncio.Protocol]] = {
 }
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m taskmesh_common.serving",
-        description="Serve an ASGI app with uvicorn, a graceful drain and problem+json 400s.",
+        prog=prog,
+        description="Serve the app with uvicorn, a graceful drain and problem+json 400s.",
     )
-    parser.add_argument("app", help="import string, e.g. taskmesh_tasks.main:create_app")
-    parser.add_argument("--factory", action="store_true", help="app is a factory to call")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--http", choices=sorted(PROTOCOLS), default="httptools")
@@ -238,12 +237,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Parse uvicorn-style arguments and serve until SIGTERM/SIGINT."""
-    args = _parser().parse_args(argv)
+def main(app: str, argv: Sequence[str] | None = None, *, factory: bool = True) -> None:
+    """Serve `app` (an import string of a factory, unless told otherwise) until SIGTERM/SIGINT."""
+    # A service's __main__ calls this, so its help names the package: `python -m taskmesh_tasks`.
+    package = app.split(":")[0].split(".")[0]
+    args = _parser(f"python -m {package}").parse_args(argv)
     config = uvicorn.Config(
-        args.app,
-        factory=args.factory,
+        app,
+        factory=factory,
         host=args.host,
         port=args.port,
         http=PROTOCOLS[args.http],
@@ -265,10 +266,3 @@ def main(argv: Sequence[str] | None = None) -> None:
     server.run()
     if not server.started:
         raise SystemExit(uvicorn.config.STARTUP_FAILURE)
-
-
-if __name__ == "__main__":
-    # Run the module's canonical copy, so the classes a reload child unpickles are the same.
-    from taskmesh_common import serving
-
-    serving.main()

@@ -1,4 +1,7 @@
-"""taskmesh_common.serving, run as the services run it: a real server process on a free port."""
+"""taskmesh_common.serving, run as the services run it: a real server process on a free port.
+
+The process is ``python -m serving_main``, a program written as each service's ``__main__`` is.
+"""
 
 from __future__ import annotations
 
@@ -115,8 +118,8 @@ def _serve(tmp_path: Path, *, drain_seconds: float, http: str = "httptools") -> 
         "SERVING_TEST_MARK": str(mark),
         "SERVING_TEST_LOG": str(tmp_path / "server.log"),
     }
-    command = [sys.executable, "-m", "taskmesh_common.serving", "serving_app:create_app"]
-    command += ["--factory", "--host", "127.0.0.1", "--port", str(port), "--http", http]
+    command = [sys.executable, "-m", "serving_main", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--http", http]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     served = Served(process, port, mark)
     try:
