@@ -118,6 +118,9 @@ def start_system(log_path: Path, *, durable: bool = True) -> Iterator[Target]:
                 fresh=True,
                 printer=LogPrinter(log, colour=False),
                 durable=durable,
+                # Straight to files: pumping every access log line through this process would
+                # spend the measured machine's CPU on the harness.
+                log_dir=log_path.parent / "services",
             )
         )
         urls = dict(system.urls)

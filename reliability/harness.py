@@ -137,7 +137,7 @@ class Harness:
         except subprocess.TimeoutExpired:
             running.process.kill()
             running.process.wait()
-        with (self.work_dir / f"{name}.restarts.log").open("ab") as output:
+        with (running.log_file or self.work_dir / f"{name}.restarts.log").open("ab") as output:
             running.process = spawn(
                 recipe.argv, env=recipe.env, cwd=Path(recipe.cwd), output=output
             )
@@ -228,6 +228,9 @@ def start(work_dir: Path | None = None, *, durable: bool = True) -> Iterator[Har
                 fresh=True,
                 printer=LogPrinter(stream, colour=False),
                 durable=durable,
+                # Straight to files: log pumps in this process would take the GIL from the load
+                # generator hundreds of times a second and their waits would read as latency.
+                log_dir=work_dir / "logs",
             )
         )
         harness = Harness(system, work_dir, log_path)

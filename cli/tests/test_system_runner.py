@@ -155,6 +155,53 @@ def test_a_process_that_dies_early_is_named(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_log_dir_takes_each_process_output_instead_of_the_printer(
+    workspace: Path, tmp_path: Path
+) -> None:
+    printed = io.StringIO()
+    logs = tmp_path / "logs"
+    with run_system(
+        tmp_path / "data",
+        root=workspace,
+        ports="free",
+        gateway=False,
+        printer=LogPrinter(printed),
+        durable=False,
+        log_dir=logs,
+    ) as system:
+        assert all(p.pump is None for p in system.processes)
+        assert wait_until(lambda: "working" in (logs / "beta-worker.log").read_text(), timeout=5)
+    assert sorted(path.name for path in logs.iterdir()) == [
+        "alpha.log",
+        "beta-worker.log",
+        "beta.log",
+    ]
+    assert "beta-worker | working" not in printed.getvalue()
+    assert f"beta-worker logs to {logs / 'beta-worker.log'}" in printed.getvalue()
+
+
+@pytest.mark.slow
+def test_a_process_that_dies_early_is_named_from_its_log_file(tmp_path: Path) -> None:
+    crash = '["python", "-c", "import sys; print(\'cannot bind\'); sys.exit(3)"]'
+    workspace = _write_workspace(
+        tmp_path / "ws", alpha_port=free_port(), beta_port=free_port(), alpha_command=crash
+    )
+    with (
+        pytest.raises(StartupError) as caught,
+        run_system(
+            tmp_path / "data",
+            root=workspace,
+            gateway=False,
+            printer=LogPrinter(io.StringIO()),
+            durable=False,
+            log_dir=tmp_path / "logs",
+        ),
+    ):
+        pass
+    assert str(caught.value) == "alpha: exited with code 3 before it was ready: cannot bind"
+
+
+@pytest.mark.slow
 def test_fresh_starts_empty(workspace: Path, tmp_path: Path) -> None:
     printer = LogPrinter(io.StringIO())
     for fresh in (False, True):

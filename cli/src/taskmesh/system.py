@@ -58,6 +58,7 @@ class RunningProcess:
     process: subprocess.Popen[bytes]
     tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=20))
     pump: threading.Thread | None = None
+    log_file: Path | None = None
 
     @property
     def url(self) -> str | None:
@@ -66,7 +67,12 @@ class RunningProcess:
 
     def last_line(self) -> str:
         """The last non-empty line of output, to explain a failure."""
-        return next((line for line in reversed(self.tail) if line.strip()), "no output")
+        lines = list(self.tail)
+        if self.log_file is not None and self.log_file.exists():
+            with self.log_file.open("rb") as stream:
+                stream.seek(max(0, stream.seek(0, os.SEEK_END) - 4096))
+                lines = stream.read().decode(errors="replace").splitlines()
+        return next((line for line in reversed(lines) if line.strip()), "no output")
 
 
 @dataclass
@@ -140,11 +146,14 @@ def run_system(
     ready_timeout: float = 60.0,
     durable: bool = True,
     source: Source | None = None,
+    log_dir: Path | None = None,
 ) -> Iterator[System]:
     """Start everything, yield a :class:`System`, and stop it all in reverse order on exit.
 
     `ports="free"` picks unused ports (tests); `replicas` maps a process name to a count;
     `gateway=None` runs nginx in front when it is installed, `True` requires it, `False` skips it.
+    `log_dir` sends each process's output straight to `<log_dir>/<name>.log` instead of through
+    `printer`: a load generator in this process then shares its interpreter with no log pumps.
     """
     printer = printer or LogPrinter()
     root = root or workspace_root()
@@ -184,7 +193,7 @@ def run_system(
         running: list[RunningProcess] = []
         for service in services:
             started = [
-                _start(item, context, printer, stack)
+                _start(item, context, printer, stack, log_dir)
                 for item in planned
                 if item.service.name == service.name
             ]
@@ -195,7 +204,7 @@ def run_system(
                     f"{process.name} ready" + (f" at {process.url}" if process.url else "")
                 )
         if nginx is not None and gateway_port is not None:
-            front = _start_gateway(nginx, data_dir, running, gateway_port, printer, stack)
+            front = _start_gateway(nginx, data_dir, running, gateway_port, printer, stack, log_dir)
             _wait_ready(front, timeout=ready_timeout)
             running.append(front)
         _write_state(data_dir, backing, public_url, stack)
@@ -297,18 +306,41 @@ def _check_ports(planned: list[_Planned], gateway_port: int | None) -> None:
 
 
 def _start(
-    item: _Planned, context: Context, printer: LogPrinter, stack: contextlib.ExitStack
+    item: _Planned,
+    context: Context,
+    printer: LogPrinter,
+    stack: contextlib.ExitStack,
+    log_dir: Path | None,
 ) -> RunningProcess:
     command = [render(part, context, item.service, port=item.port) for part in item.spec.command]
     env = service_env(item.service, context, item.port)
     try:
-        process = spawn(command, env=env, cwd=item.service.directory, output=subprocess.PIPE)
+        process, log_file = _spawn_logged(
+            item.name, command, env=env, cwd=item.service.directory, log_dir=log_dir
+        )
     except OSError as error:
         raise StartupError(f"{item.name}: cannot start {command[0]!r}: {error.strerror}") from error
     running = RunningProcess(item.name, item.service, item.spec, item.port, process)
-    _follow(running, printer)
+    _follow(running, printer, log_file)
     stack.callback(_stop, running, printer)
     return running
+
+
+def _spawn_logged(
+    name: str,
+    command: list[str],
+    *,
+    cwd: Path,
+    log_dir: Path | None,
+    env: dict[str, str] | None = None,
+) -> tuple[subprocess.Popen[bytes], Path | None]:
+    """Start `command` with its output on a pipe, or appended to `<log_dir>/<name>.log`."""
+    if log_dir is None:
+        return spawn(command, env=env, cwd=cwd, output=subprocess.PIPE), None
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = log_dir / f"{name}.log"
+    with log_file.open("ab") as output:
+        return spawn(command, env=env, cwd=cwd, output=output), log_file
 
 
 def _start_gateway(
@@ -318,6 +350,7 @@ def _start_gateway(
     port: int,
     printer: LogPrinter,
     stack: contextlib.ExitStack,
+    log_dir: Path | None,
 ) -> RunningProcess:
     from taskmesh import gateway
 
@@ -333,14 +366,18 @@ def _start_gateway(
         raise StartupError(f"gateway: {error}") from error
     spec = ProcessSpec(name="gateway", command=tuple(command), port=port, ready="/healthz")
     service = Service("gateway", data_dir / "gateway", 1000, None, None, {}, (spec,))
-    process = spawn(command, cwd=data_dir / "gateway", output=subprocess.PIPE)
+    process, log_file = _spawn_logged("gateway", command, cwd=data_dir / "gateway", log_dir=log_dir)
     result = RunningProcess("gateway", service, spec, port, process)
-    _follow(result, printer)
+    _follow(result, printer, log_file)
     stack.callback(_stop, result, printer, signal.SIGQUIT)
     return result
 
 
-def _follow(running: RunningProcess, printer: LogPrinter) -> None:
+def _follow(running: RunningProcess, printer: LogPrinter, log_file: Path | None) -> None:
+    if log_file is not None:
+        running.log_file = log_file
+        printer.info(f"{running.name} logs to {log_file}")
+        return
     stream = running.process.stdout
     assert stream is not None
 
