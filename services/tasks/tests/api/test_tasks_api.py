@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 from taskmesh.testing.tokens import TokenMint
 from taskmesh_common.tokens import not_before_key
+from taskmesh_tasks.fast import FastRoutes
 
 Client = httpx.AsyncClient
 
@@ -678,3 +681,42 @@ async def test_fast_create_answers_as_the_route_does(client: Client, make_user) 
         routed = await client.post("/v1/tasks?unused=1", **post)
         assert fast.status_code == 422
         assert _answer(fast) == _answer(routed)
+
+
+@pytest.fixture
+async def routed(client: Client, tasks_app: FastAPI) -> AsyncIterator[list[str]]:
+    """The requests the fast path hands on to FastAPI's routes, as "METHOD path?query"."""
+    await client.get("/healthz")  # the app builds its middleware stack on its first request
+    fast: Any = tasks_app.middleware_stack
+    while not isinstance(fast, FastRoutes):
+        fast = fast.app
+    fallback = fast.app
+    seen: list[str] = []
+
+    async def recording(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(f"{scope['method']} {scope['path']}?{scope['query_string'].decode()}")
+        await fallback(scope, receive, send)
+
+    fast.app = recording
+    try:
+        yield seen
+    finally:
+        fast.app = fallback
+
+
+async def test_plain_get_list_and_create_are_answered_by_the_fast_path(
+    client: Client, make_user, routed: list[str]
+) -> None:
+    # The tests above find both paths alike; this one fails if requests stop taking the fast one.
+    user = make_user()
+    created = await client.post("/v1/tasks", json={"title": "fast"}, headers=user.headers)
+    one = await client.get("/v1/tasks/1", headers=user.headers)
+    page = await client.get("/v1/tasks?status=todo&limit=10", headers=user.headers)
+    missing = await client.get("/v1/tasks/999", headers=user.headers)
+    assert [r.status_code for r in (created, one, page, missing)] == [201, 200, 200, 404]
+    assert page.json()["items"][0]["title"] == "fast"
+    assert routed == []
+    # A parameter the fast path does not know: the same list, answered by the route.
+    unknown = await client.get("/v1/tasks?status=todo&unused=1", headers=user.headers)
+    assert unknown.status_code == 200
+    assert routed == ["GET /v1/tasks?status=todo&unused=1"]
