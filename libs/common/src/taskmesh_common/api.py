@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,6 +31,15 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     },
 }
 """JSON Schema of an RFC 9457 problem details object, for OpenAPI documents."""
+
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError,  # refused or reset connections, and TimeoutError: connect, pool and query timeouts
+    asyncpg.PostgresConnectionError,  # a connection lost mid-query or refused by the server
+    asyncpg.exceptions.OperatorInterventionError,  # a server starting up or shutting down
+)
+"""What PostgreSQL being unreachable raises; the problem handlers answer it with a 503."""
+
+DATABASE_UNAVAILABLE_DETAIL = "The database is unavailable; retry shortly."
 
 
 class OrjsonResponse(JSONResponse):
@@ -75,8 +85,10 @@ def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
     )
 
 
-def install_problem_handlers(app: FastAPI) -> None:
-    """Make every error, including validation errors and crashes, an RFC 9457 response."""
+def install_problem_handlers(
+    app: FastAPI, *, unavailable_detail: str = DATABASE_UNAVAILABLE_DETAIL
+) -> None:
+    """Make every error, including validation errors, outages and crashes, an RFC 9457 response."""
 
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
@@ -102,6 +114,13 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
         return ProblemResponse(body, status_code=422)
 
+    async def on_database_unavailable(request: Request, exc: Exception) -> Response:
+        # PostgreSQL is down or restarting: a 503 tells clients (and the gateway) to retry, where
+        # a crash (500) would also make uvicorn drop the gateway's connection.
+        logger.warning("database unavailable", extra={"error": repr(exc)})
+        problem = Problem(503, unavailable_detail, headers={"Retry-After": "1"})
+        return problem_response(problem, request)
+
     async def on_crash(request: Request, exc: Exception) -> Response:
         logger.exception("unhandled error", extra={"path": request.url.path})
         body = problem_body(500, detail="An unexpected error occurred.", instance=request.url.path)
@@ -110,6 +129,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http_exception)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, on_database_unavailable)
     app.add_exception_handler(Exception, on_crash)
 
 

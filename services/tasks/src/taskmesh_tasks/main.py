@@ -160,7 +160,9 @@ def create_app(
     # Added first, so it runs inside the request context (request id, metrics, access log).
     app.add_middleware(FastRoutes)
     app.add_middleware(RequestContextMiddleware)
-    install_problem_handlers(app)
+    install_problem_handlers(
+        app, unavailable_detail="The task store is unavailable; retry shortly."
+    )
     install_error_mapping(app)
     add_operational_routes(app)
     app.include_router(router)
