@@ -26,6 +26,13 @@ from taskmesh_common.principals import verify_bearer
 from taskmesh_tasks import service
 from taskmesh_tasks.repository import TaskFilter
 from taskmesh_tasks.routes import (
+    CURSOR_PATTERN,
+    IDEMPOTENCY_KEY_PATTERN,
+    MAX_CURSOR_LENGTH,
+    MAX_ETAG_LENGTH,
+    MAX_PAGE_SIZE,
+    MAX_QUERY_LENGTH,
+    QUERY_PATTERN,
     caller_for,
     created_response,
     location_prefix,
@@ -33,7 +40,14 @@ from taskmesh_tasks.routes import (
     router,
     task_response,
 )
-from taskmesh_tasks.schemas import MAX_NUMBER, STATUSES, TaskCreate
+from taskmesh_tasks.schemas import (
+    MAX_NUMBER,
+    MAX_PRIORITY,
+    MIN_PRIORITY,
+    STATUSES,
+    TAG_PATTERN,
+    TaskCreate,
+)
 from taskmesh_tasks.service import SORTS
 
 if TYPE_CHECKING:
@@ -44,12 +58,10 @@ if TYPE_CHECKING:
     from taskmesh_tasks.repository import Repository
 
 _ONE_TASK = re.compile(r"/v1/tasks/([1-9][0-9]{0,9})")
-_TAG = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
-_PRIORITY = re.compile(r"[1-5]")
-_LIMIT = re.compile(r"[1-9][0-9]?|100")
+# Integers only in their plain spelling: FastAPI parses the others ("05", "+5").
+_INTEGER = re.compile(r"[1-9][0-9]{0,9}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_CURSOR = re.compile(r"[A-Za-z0-9_-]{1,1000}")
-_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 # The request headers the fast path reads; a repeated one sends the request to FastAPI.
 _READ_HEADERS = frozenset({b"authorization", b"if-none-match", b"idempotency-key", b"content-type"})
 _FORWARDED_PREFIX = b"x-forwarded-prefix"
@@ -68,9 +80,14 @@ def _date(value: str) -> date:
         raise _Defer from None
 
 
-def _matching(pattern: re.Pattern[str]) -> Callable[[str], str]:
+def _text(
+    pattern: str, *, min_length: int = 0, max_length: int | None = None
+) -> Callable[[str], str]:
+    compiled = re.compile(pattern)
+
     def parse(value: str) -> str:
-        if not pattern.fullmatch(value):
+        too_long = max_length is not None and len(value) > max_length
+        if len(value) < min_length or too_long or not compiled.fullmatch(value):
             raise _Defer
         return value
 
@@ -86,36 +103,27 @@ def _one_of(allowed: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
-def _priority(value: str) -> int:
-    if not _PRIORITY.fullmatch(value):
-        raise _Defer
-    return int(value)
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        if not _INTEGER.fullmatch(value) or not low <= int(value) <= high:
+            raise _Defer
+        return int(value)
+
+    return parse
 
 
-def _limit(value: str) -> int:
-    if not _LIMIT.fullmatch(value):
-        raise _Defer
-    return int(value)
-
-
-def _text(value: str) -> str:
-    if not 1 <= len(value) <= 200 or "\x00" in value:
-        raise _Defer
-    return value
-
-
-# The list parameters as the route declares them (the same bounds and patterns).
+# The list parameters as the route declares them (the same constants: routes.py, schemas.py).
 _LIST_PARAMETERS: dict[str, Callable[[str], Any]] = {
     "status": _one_of(STATUSES),
-    "priority_min": _priority,
-    "priority_max": _priority,
-    "tag": _matching(_TAG),
+    "priority_min": _integer(MIN_PRIORITY, MAX_PRIORITY),
+    "priority_max": _integer(MIN_PRIORITY, MAX_PRIORITY),
+    "tag": _text(TAG_PATTERN),
     "due_before": _date,
     "due_after": _date,
-    "q": _text,
+    "q": _text(QUERY_PATTERN, min_length=1, max_length=MAX_QUERY_LENGTH),
     "sort": _one_of(SORTS),
-    "limit": _limit,
-    "cursor": _matching(_CURSOR),
+    "limit": _integer(1, MAX_PAGE_SIZE),
+    "cursor": _text(CURSOR_PATTERN, min_length=1, max_length=MAX_CURSOR_LENGTH),
 }
 
 
@@ -199,7 +207,7 @@ class FastRoutes:
             raise _Defer
         headers, _ = self._headers(scope)
         if_none_match = headers.get(b"if-none-match")
-        if if_none_match is not None and len(if_none_match) > 1000:
+        if if_none_match is not None and len(if_none_match) > MAX_ETAG_LENGTH:
             raise _Defer
         verifier = scope["app"].state.token_verifier
 

@@ -29,6 +29,8 @@ from taskmesh_tasks.errors import (
 from taskmesh_tasks.repository import Repository, StoredResponse, TaskFilter
 from taskmesh_tasks.schemas import (
     MAX_NUMBER,
+    MAX_PRIORITY,
+    MIN_PRIORITY,
     TAG_PATTERN,
     TITLE_PATTERN,
     BulkStatus,
@@ -45,6 +47,14 @@ from taskmesh_tasks.schemas import (
 from taskmesh_tasks.service import Caller, Page, Sort, etag
 
 JSON = "application/json"
+# Rules of query parameters and headers, declared below and read again by the fast path (fast.py).
+MAX_PAGE_SIZE = 100
+MAX_QUERY_LENGTH = 200
+QUERY_PATTERN = r"^[^\x00]*$"
+MAX_CURSOR_LENGTH = 1000
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+MAX_ETAG_LENGTH = 1000
 _PREFIX = re.compile(r"^(/[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,63}){1,8}$")
 OWNER_DOC = (
     "Admins only: act on this owner's tasks instead of their own. Without it every operation "
@@ -167,7 +177,7 @@ IfMatch = Annotated[
     str | None,
     Header(
         alias="If-Match",
-        max_length=1000,
+        max_length=MAX_ETAG_LENGTH,
         description="The task's ETag as read (`*` matches any version).",
     ),
 ]
@@ -214,7 +224,7 @@ async def create_task(
     caller: Writer,
     repo: TaskRepo,
     idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", pattern=r"^[\x21-\x7e]{1,255}$")
+        str | None, Header(alias="Idempotency-Key", pattern=IDEMPOTENCY_KEY_PATTERN)
     ] = None,
 ) -> Response:
     stored, replayed = await service.create_task(
@@ -250,16 +260,18 @@ async def list_tasks(
     caller: Reader,
     repo: TaskRepo,
     status: Status | None = None,
-    priority_min: Annotated[int | None, Query(ge=1, le=5)] = None,
-    priority_max: Annotated[int | None, Query(ge=1, le=5)] = None,
+    priority_min: Annotated[int | None, Query(ge=MIN_PRIORITY, le=MAX_PRIORITY)] = None,
+    priority_max: Annotated[int | None, Query(ge=MIN_PRIORITY, le=MAX_PRIORITY)] = None,
     tag: Annotated[str | None, Query(pattern=TAG_PATTERN)] = None,
     due_before: Annotated[IsoDate | None, Query()] = None,
     due_after: Annotated[IsoDate | None, Query()] = None,
-    q: Annotated[str | None, Query(min_length=1, max_length=200, pattern=r"^[^\x00]*$")] = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=MAX_QUERY_LENGTH, pattern=QUERY_PATTERN)
+    ] = None,
     sort: Sort = "-created",
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
     cursor: Annotated[
-        str | None, Query(min_length=1, max_length=1000, pattern=r"^[A-Za-z0-9_-]+$")
+        str | None, Query(min_length=1, max_length=MAX_CURSOR_LENGTH, pattern=CURSOR_PATTERN)
     ] = None,
 ) -> Response:
     where = TaskFilter(
@@ -337,7 +349,9 @@ async def get_task(
     number: Number,
     caller: Reader,
     repo: TaskRepo,
-    if_none_match: Annotated[str | None, Header(alias="If-None-Match", max_length=1000)] = None,
+    if_none_match: Annotated[
+        str | None, Header(alias="If-None-Match", max_length=MAX_ETAG_LENGTH)
+    ] = None,
 ) -> Response:
     version, body = await service.get_task(repo=repo, caller=caller, number=number)
     return task_response(version, body, if_none_match=if_none_match)

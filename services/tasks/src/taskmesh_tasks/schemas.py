@@ -21,6 +21,7 @@ from pydantic.json_schema import SkipJsonSchema
 Status = Literal["todo", "doing", "done"]
 STATUSES: tuple[Status, ...] = ("todo", "doing", "done")
 MAX_NUMBER = 2**31 - 1
+MIN_PRIORITY, MAX_PRIORITY = 1, 5
 TAG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
 # Titles are one line of printable text; descriptions may span lines. Neither may hold NUL,
 # which PostgreSQL cannot store.
@@ -63,7 +64,9 @@ Description = Annotated[
     StrictStr, Field(max_length=2000, pattern=DESCRIPTION_PATTERN), BeforeValidator(_encodable)
 ]
 Priority = Annotated[
-    StrictInt, Field(ge=1, le=5, description="1 (low) to 5 (urgent)"), BeforeValidator(_integral)
+    StrictInt,
+    Field(ge=MIN_PRIORITY, le=MAX_PRIORITY, description="1 (low) to 5 (urgent)"),
+    BeforeValidator(_integral),
 ]
 Tag = Annotated[StrictStr, Field(pattern=TAG_PATTERN, description="a lowercase word")]
 Tags = Annotated[
