@@ -135,7 +135,8 @@ def test_system_starts_in_order_with_placeholders_filled(workspace: Path, tmp_pa
 
 
 @pytest.mark.slow
-def test_a_process_that_dies_early_is_named(tmp_path: Path) -> None:
+@pytest.mark.parametrize("log_dir", [None, "logs"], ids=["printed", "log-file"])
+def test_a_process_that_dies_early_is_named(tmp_path: Path, log_dir: str | None) -> None:
     crash = '["python", "-c", "import sys; print(\'cannot bind\'); sys.exit(3)"]'
     workspace = _write_workspace(
         tmp_path / "ws", alpha_port=free_port(), beta_port=free_port(), alpha_command=crash
@@ -148,6 +149,7 @@ def test_a_process_that_dies_early_is_named(tmp_path: Path) -> None:
             gateway=False,
             printer=LogPrinter(io.StringIO()),
             durable=False,
+            log_dir=tmp_path / log_dir if log_dir else None,
         ),
     ):
         pass
@@ -178,27 +180,6 @@ def test_log_dir_takes_each_process_output_instead_of_the_printer(
     ]
     assert "beta-worker | working" not in printed.getvalue()
     assert f"beta-worker logs to {logs / 'beta-worker.log'}" in printed.getvalue()
-
-
-@pytest.mark.slow
-def test_a_process_that_dies_early_is_named_from_its_log_file(tmp_path: Path) -> None:
-    crash = '["python", "-c", "import sys; print(\'cannot bind\'); sys.exit(3)"]'
-    workspace = _write_workspace(
-        tmp_path / "ws", alpha_port=free_port(), beta_port=free_port(), alpha_command=crash
-    )
-    with (
-        pytest.raises(StartupError) as caught,
-        run_system(
-            tmp_path / "data",
-            root=workspace,
-            gateway=False,
-            printer=LogPrinter(io.StringIO()),
-            durable=False,
-            log_dir=tmp_path / "logs",
-        ),
-    ):
-        pass
-    assert str(caught.value) == "alpha: exited with code 3 before it was ready: cannot bind"
 
 
 @pytest.mark.slow
