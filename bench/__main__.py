@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     seconds += 0 if args.no_events else args.event_duration + 30
     results["meta"]["expected_minutes"] = round(seconds / 60)
     log_path = Path(tempfile.mkdtemp(prefix="bench-logs-")) / "system.log"
-    log_line(f"system log: {log_path}")
+    log_line(f"system log: {log_path}; each service's own: {log_path.parent / 'services'}/")
     with contextlib.ExitStack() as stack:
         target, postgres_url = stack.enter_context(_system(args, log_path))
         database_pids = functools.partial(postgres_pids, postgres_url)
