@@ -70,6 +70,8 @@ class Worker:
     token: str = ""
     issued: float = 0.0
     next_slot: float = 0.0
+    renew_after: float = TOKEN_REFRESH_SECONDS
+    signing_in: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def login(self) -> None:
         response = await self.client.post(
@@ -79,9 +81,16 @@ class Worker:
         self.token = response.json()["access_token"]
         self.issued = time.monotonic()
 
+    def _stale(self) -> bool:
+        return time.monotonic() - self.issued > self.renew_after
+
     async def headers(self) -> dict[str, str]:
-        if time.monotonic() - self.issued > TOKEN_REFRESH_SECONDS:
-            await self.login()
+        if self._stale():
+            # One login per worker: every request in flight saw the same old token, and a
+            # login each (argon2, 64 MiB) ran into the gateway's credentials limit as 429s.
+            async with self.signing_in:
+                if self._stale():
+                    await self.login()
         return {"Authorization": f"Bearer {self.token}"}
 
 
@@ -160,7 +169,10 @@ async def workers(
             client = await stack.enter_async_context(
                 httpx.AsyncClient(base_url=url, transport=transport, timeout=request_timeout)
             )
-            made.append(Worker(client, f"rel-{uuid.uuid4().hex[:12]}@example.com", source))
+            email = f"rel-{uuid.uuid4().hex[:12]}@example.com"
+            # Staggered over the last quarter of the refresh time: not all logins in one second.
+            renew_after = TOKEN_REFRESH_SECONDS * (1 - 0.25 * index / count)
+            made.append(Worker(client, email, source, renew_after=renew_after))
 
         async def sign_up(worker: Worker) -> None:
             created = await worker.client.post(

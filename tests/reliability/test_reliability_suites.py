@@ -1,8 +1,8 @@
-"""Suites 2 and 4 run as their one command (`python -m reliability ... --quick`) and must pass.
+"""Suites 2, 4 and 8 run as their one command (`python -m reliability ...`) and must pass.
 
 Each writes its report to a temporary file here (the recorded full runs live in
-docs/reliability/). The soak (suite 8) is not here: its p99-drift check still failed inside the
-full CI run (docs/reliability/soak.md), and a check that fails on a noisy machine would fail CI.
+docs/reliability/). The soak lasts `TASKMESH_SOAK_MINUTES` (default 5, the issue's CI length),
+twice that when its first hold fails only the p99-drift check.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
+SOAK_MINUTES = float(os.environ.get("TASKMESH_SOAK_MINUTES", "5"))
 
 
 def run_suite(suite: str, report: Path, *options: str, timeout: float) -> str:
@@ -56,3 +57,16 @@ def test_network_faults_cost_bounded_latency_and_no_unexplained_5xx(
         pytest.skip("network namespaces and iptables need root")
     text = run_suite("network-faults", tmp_path / "net.md", "--quick", timeout=220)
     assert "Redis blackholed (DROP)" in text
+
+
+@pytest.mark.timeout(2 * SOAK_MINUTES * 60 + 300)
+def test_soak_keeps_errors_memory_and_p99_flat(nginx: str, tmp_path: Path) -> None:
+    del nginx
+    text = run_suite(
+        "soak",
+        tmp_path / "soak.md",
+        "--minutes",
+        f"{SOAK_MINUTES:g}",
+        timeout=2 * SOAK_MINUTES * 60 + 280,
+    )
+    assert "| errors | 0 | 0 | ok |" in text
