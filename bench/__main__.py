@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import fnmatch
 import functools
 import os
 import platform
@@ -46,6 +47,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--event-rate", type=float, default=500)
     parser.add_argument("--event-duration", type=float, default=60)
     parser.add_argument("--profile", action="store_true", help="py-spy profiles of tasks and web")
+    parser.add_argument(
+        "--only",
+        help="comma-separated name patterns: run only matching scenarios (an A/B run), "
+        "e.g. 'baseline.floor.get,tasks.get.*'",
+    )
     parser.add_argument("--not-durable", action="store_true", help="PostgreSQL without fsync")
     running = parser.add_argument_group("a running system (instead of starting one)")
     for name in ("gateway", "auth", "tasks", "web", "activity"):
@@ -165,6 +171,15 @@ def _profiles(
                 results.setdefault("profiles", {})[name] = summary.splitlines()[:14]
 
 
+def selected(scenarios: list[Scenario], patterns: str) -> list[Scenario]:
+    """The scenarios whose name matches one of the comma-separated shell-style `patterns`."""
+    wanted = [p.strip() for p in patterns.split(",") if p.strip()]
+    chosen = [s for s in scenarios if any(fnmatch.fnmatchcase(s.name, p) for p in wanted)]
+    if not chosen:
+        raise SystemExit(f"--only {patterns!r} matches no scenario")
+    return chosen
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Everything, in order; returns the results."""
     workers = args.workers or tasks_workers()
@@ -209,6 +224,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 small = datasize.size_scenarios(target, small_user, "small")
                 size |= run_rounds(small, load, args.rounds)
             scenarios += system_scenarios(target, reader, writer, writers=writers)
+        if args.only:
+            scenarios = selected(scenarios, args.only)
         around = _memory_sampler(target, peaks, pss) if target else None
         results["scenarios"] = run_rounds(scenarios, load, args.rounds, around=around)
         results["memory_peak_rss_bytes"] = peaks

@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # `bench` is a top-level directory of the workspace, not a package
 
 from bench import report  # noqa: E402
+from bench.__main__ import selected  # noqa: E402
+from bench.runner import Scenario  # noqa: E402
 
 
 def test_target_verdicts_follow_the_ratios() -> None:
@@ -33,6 +35,23 @@ def test_target_verdicts_follow_the_ratios() -> None:
     assert rows["tasks.get.gateway_errors"]["met"] is False
     assert rows["tasks.get.direct_errors"]["met"] is True
     assert rows["get_vs_peer"]["met"] is None  # not measured in this run
+
+
+def test_only_keeps_the_scenarios_its_patterns_match() -> None:
+    names = ["baseline.floor.get", "baseline.floor.create", "tasks.get.direct", "tasks.get.gateway"]
+    scenarios = [
+        Scenario(name, "http://127.0.0.1:1/", str, set, set, name.split(".")[-1]) for name in names
+    ]
+
+    chosen = selected(scenarios, "baseline.floor.get, tasks.get.*")
+
+    assert [s.name for s in chosen] == [
+        "baseline.floor.get",
+        "tasks.get.direct",
+        "tasks.get.gateway",
+    ]
+    with pytest.raises(SystemExit, match="matches no scenario"):
+        selected(scenarios, "web.*")
 
 
 @pytest.mark.slow
