@@ -72,7 +72,10 @@ def gateway_p99s(log: Path | None, wall_start: float, duration: float) -> list[f
         for line in lines:
             if '"request_time"' not in line:
                 continue
-            entry = json.loads(line)
+            try:
+                entry = json.loads(line)
+            except ValueError:  # a line cut short as the gateway stopped
+                continue
             at = datetime.datetime.fromisoformat(entry["ts"]).timestamp() - wall_start
             if 0 <= at < len(buckets) * BUCKET_SECONDS:
                 buckets[int(at) // BUCKET_SECONDS].append(float(entry["request_time"]))

@@ -42,6 +42,7 @@ def test_gateway_p99_is_read_per_30_seconds_from_its_access_log(tmp_path: Path) 
         stamp = f"2027-01-15T08:00:{second:02d}+00:00"
         seconds = 0.002 if second < 30 else 0.009
         lines.append(json.dumps({"ts": stamp, "msg": "request", "request_time": seconds}))
+    lines.append('{"ts": "2027-01-15T08:00:59+00:00", "request_time": 0.5')  # cut short
     log.write_text("\n".join(lines) + "\n")
 
     assert gateway_p99s(log, start, 60) == [0.002, 0.009]
