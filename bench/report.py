@@ -303,7 +303,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"p50 {_fmt(events.get('lag_p50_s'), 3)} s, "
             f"p99 {_fmt(events.get('lag_p99_s'), 3)} s, max {_fmt(events.get('lag_max_s'), 3)} s; "
             f"{events.get('delivered', 0)} of {events['writes']} delivered. The first hop alone "
-            "(outbox `occurred_at` to `published_at`, i.e. to the Redis stream): "
+            "(event `occurred_at` to the time in its stream entry id, i.e. onto the Redis stream): "
             f"p50 {_fmt(events.get('relay_lag_p50_s'), 3)} s, "
             f"p99 {_fmt(events.get('relay_lag_p99_s'), 3)} s.",
         ]

@@ -27,4 +27,3 @@ class TasksSettings(ServiceSettings):
         default=1_000_000, ge=1000, description="approximate cap on the event stream's length"
     )
     idempotency_retention_hours: int = Field(default=24, ge=1)
-    outbox_retention_hours: int = Field(default=24, ge=1)

@@ -117,7 +117,6 @@ def create_app(
             poll_interval=settings.relay_poll_interval,
             stream_max_length=settings.stream_max_length,
             idempotency_retention_hours=settings.idempotency_retention_hours,
-            outbox_retention_hours=settings.outbox_retention_hours,
         )
         repository = Repository(pool, on_change=relay.wake)
         app.state.repository = repository

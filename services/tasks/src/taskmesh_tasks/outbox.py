@@ -5,6 +5,11 @@ advisory lock, so at most one relay publishes at a time and always the oldest un
 first (events of one task are committed in order because changes to a task lock its row). A
 replica that loses the race simply skips its turn. While Redis is down, rows stay unpublished
 (the outbox is the buffer) and the relay retries with exponential backoff.
+
+A published row is deleted in the transaction that published it, so the outbox holds only what
+the stream has not got yet. That transaction commits asynchronously: a crash may lose the delete
+but never an event, and the rows it brings back are published again, which at-least-once
+delivery (consumers dedupe by event id) already allows.
 """
 
 from __future__ import annotations
@@ -56,11 +61,10 @@ OUTBOX_DELIVERY = Histogram(
 PENDING = """
 SELECT id, event_id, type, owner_id, actor, request_id, occurred_at, before, after, deleted,
        extract(epoch FROM clock_timestamp() - occurred_at)::float8 AS age
-FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1
+FROM outbox ORDER BY id LIMIT $1
 """
-MARK_PUBLISHED = "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])"
+DELETE_PUBLISHED = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 SWEEP_KEYS = "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)"
-SWEEP_OUTBOX = "DELETE FROM outbox WHERE published_at < now() - make_interval(hours => $1)"
 
 Event = TaskCreated | TaskUpdated | TaskDeleted | TasksReset
 
@@ -114,7 +118,6 @@ class OutboxRelay:
         poll_interval: float = 0.25,
         stream_max_length: int = 1_000_000,
         idempotency_retention_hours: int = 24,
-        outbox_retention_hours: int = 24,
     ) -> None:
         self.database_url = database_url
         self._conn: asyncpg.Connection | None = None
@@ -123,7 +126,6 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self.stream_max_length = stream_max_length
         self.idempotency_retention_hours = idempotency_retention_hours
-        self.outbox_retention_hours = outbox_retention_hours
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -151,7 +153,13 @@ class OutboxRelay:
         """The relay's own connection (opened on demand), so it never waits for request slots."""
         if self._conn is None or self._conn.is_closed():
             self._conn = await asyncpg.connect(
-                self.database_url, server_settings={"application_name": "taskmesh-tasks-relay"}
+                self.database_url,
+                # Its writes (deleting published rows, sweeping old keys) may be redone after a
+                # crash, so they need not wait for the disk (module docstring).
+                server_settings={
+                    "application_name": "taskmesh-tasks-relay",
+                    "synchronous_commit": "off",
+                },
             )
         return self._conn
 
@@ -227,14 +235,13 @@ class OutboxRelay:
                     approximate=True,
                 )
             await pipe.execute()
-            await conn.execute(MARK_PUBLISHED, [row["id"] for row in rows])
+            await conn.execute(DELETE_PUBLISHED, [row["id"] for row in rows])
         OUTBOX_PUBLISHED.inc(len(rows))
         for row in rows:
             OUTBOX_DELIVERY.observe(max(row["age"], 0.0))
         return len(rows)
 
     async def sweep(self) -> None:
-        """Forget idempotency records and published events past their retention."""
+        """Forget idempotency records past their retention."""
         conn = await self._connection()
         await conn.execute(SWEEP_KEYS, self.idempotency_retention_hours)
-        await conn.execute(SWEEP_OUTBOX, self.outbox_retention_hours)

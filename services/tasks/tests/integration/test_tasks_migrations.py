@@ -26,6 +26,24 @@ async def test_migrations_round_trip(
     migrate(url)
 
 
+async def test_upgrade_keeps_only_unpublished_outbox_rows(
+    migrated_database: Callable[[str], str], migrate: Callable[..., None]
+) -> None:
+    url = migrated_database("test_tasks_migrations_outbox")
+    migrate(url, "0002", "downgrade")
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "INSERT INTO outbox (type, owner_id, actor, deleted, published_at) VALUES"
+            " ('tasks.reset', $1, 'sent', 0, now()), ('tasks.reset', $1, 'waiting', 0, NULL)",
+            uuid.uuid4(),
+        )
+        migrate(url)
+        assert [r["actor"] for r in await conn.fetch("SELECT actor FROM outbox")] == ["waiting"]
+    finally:
+        await conn.close()
+
+
 @pytest.mark.parametrize(
     ("column", "value"),
     [

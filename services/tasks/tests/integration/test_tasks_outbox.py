@@ -89,7 +89,7 @@ async def bounded(awaitable: Any, seconds: float = 60) -> Any:
 async def unpublished(database_url: str) -> int:
     conn = await asyncpg.connect(database_url)
     try:
-        count: int = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        count: int = await conn.fetchval("SELECT count(*) FROM outbox")
         return count
     finally:
         await conn.close()
