@@ -108,6 +108,9 @@ class _Capture:
     def acquire(self) -> _Capture:
         return self
 
+    def get_max_size(self) -> int:
+        return 1
+
     async def __aenter__(self) -> _Capture:
         return self
 

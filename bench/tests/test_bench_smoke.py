@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from taskmesh.testing.programs import require_program
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # `bench` is a top-level directory of the workspace, not a package
 
-from bench import report  # noqa: E402
+from bench import datasize, report  # noqa: E402
 from bench.__main__ import selected  # noqa: E402
 from bench.runner import Scenario  # noqa: E402
 
@@ -35,6 +37,20 @@ def test_target_verdicts_follow_the_ratios() -> None:
     assert rows["tasks.get.gateway_errors"]["met"] is False
     assert rows["tasks.get.direct_errors"]["met"] is True
     assert rows["get_vs_peer"]["met"] is None  # not measured in this run
+
+
+def test_query_plans_capture_the_repository_statements() -> None:
+    # The capture stands in for the pool; when it fell behind Repository (the FIFO gate asks the
+    # pool its size) plans.md silently stopped being written.
+    key = ("2026-12-02 10:00:00+00", 700)
+    statements = asyncio.run(datasize._statements(uuid.uuid4(), key))
+    assert [title for title, _, _ in statements] == [
+        "get one",
+        "list a page of 50, status=todo",
+        f"list page {datasize.DEEP_PAGE} via cursor",
+        "search q=bravo",
+    ]
+    assert all("FROM tasks t" in sql for _, sql, _ in statements)
 
 
 def test_only_keeps_the_scenarios_its_patterns_match() -> None:
