@@ -91,6 +91,22 @@ async def test_published_events_leave_the_outbox(
         await conn.close()
 
 
+async def test_only_the_relay_commits_without_waiting_for_the_disk(
+    tasks_app: FastAPI, tasks_database_url: str
+) -> None:
+    # The relay's deletes may be lost in a crash (the rows are published again); an acknowledged
+    # task write may not, so requests keep the server's setting (the test server's is "off").
+    setting = "SELECT setting, source FROM pg_settings WHERE name = 'synchronous_commit'"
+    relay = OutboxRelay(database_url=tasks_database_url, redis=tasks_app.state.relay.redis)
+    try:
+        relay_conn = await relay._connection()
+        assert tuple(await relay_conn.fetchrow(setting)) == ("off", "client")
+    finally:
+        await relay.stop()
+    async with tasks_app.state.repository.pool.acquire() as request_conn:
+        assert (await request_conn.fetchrow(setting))["source"] != "client"
+
+
 async def test_sweep_forgets_old_idempotency_keys(
     tasks_app: FastAPI, tasks_database_url: str, make_user: Callable[..., Any]
 ) -> None:
